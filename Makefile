@@ -1,0 +1,34 @@
+# One virtual environment for the core and every connector, installed editable.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+CONNECTORS := connectors/file
+
+.PHONY: setup quickstart test lint typecheck bench clean
+
+$(BIN)/pipeline-run: pyproject.toml $(foreach c,$(CONNECTORS),$(c)/pyproject.toml)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]' $(foreach c,$(CONNECTORS),-e $(c))
+	touch $@
+
+setup: $(BIN)/pipeline-run
+
+quickstart: setup
+	$(BIN)/pipeline-run run examples/quickstart.yaml
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy
+
+test: lint typecheck
+	$(BIN)/pytest
+
+bench: setup
+	$(BIN)/python bench/file_to_file.py
+
+clean:
+	rm -rf $(VENV) .pipeline build dist

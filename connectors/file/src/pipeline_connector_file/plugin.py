@@ -1,0 +1,19 @@
+"""Registers the file source and sink (entry point ``file`` of ``pipeline.connectors``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline_connector_file.sink import FileSink
+from pipeline_connector_file.source import FileSource
+from pipeline_core import TypeRegistry, hookimpl
+
+
+@hookimpl
+def pipeline_register_sources(registry: TypeRegistry[Any]) -> None:
+    registry.add(FileSource)
+
+
+@hookimpl
+def pipeline_register_sinks(registry: TypeRegistry[Any]) -> None:
+    registry.add(FileSink)

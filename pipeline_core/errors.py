@@ -1,0 +1,202 @@
+"""The one exception tree of Pipeline Framework.
+
+::
+
+    PipelineError
+     ├── ConfigError               a job definition or component config is wrong
+     │                              (carries one Problem per mistake)
+     ├── PluginError               discovery / registration went wrong
+     │    ├── ConnectorNotFound    a job names a type no installed plugin registers
+     │    ├── ConnectorConflict    two distributions register the same type name
+     │    └── ConnectorLoadError   a plugin module failed to import
+     ├── ConnectorError            a source or sink failed at run time
+     │    ├── RetriableConnectorError   worth retrying (connection lost, timeout)
+     │    └── FatalConnectorError       retrying will not help (auth, schema)
+     ├── RecordError               a record failed in a step and on_error is ``fail``
+     ├── BackpressureError         the buffer overflowed under the ERROR strategy
+     ├── StateError                state backend misuse or failure
+     └── CheckpointError           a checkpoint could not be taken or restored
+
+Every error carries structured attributes (``job``, ``component``, ``field``) so that
+the command line can print one line per problem without a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import attrs
+
+__all__ = [
+    "BackpressureError",
+    "CheckpointError",
+    "ConfigError",
+    "ConnectorConflict",
+    "ConnectorError",
+    "ConnectorLoadError",
+    "ConnectorNotFound",
+    "FatalConnectorError",
+    "PipelineError",
+    "PluginError",
+    "Problem",
+    "RecordError",
+    "RetriableConnectorError",
+    "StateError",
+]
+
+
+class PipelineError(Exception):
+    """Base of every error the framework raises on purpose."""
+
+
+@attrs.frozen
+class Problem:
+    """One mistake in a job definition: where it is and what is wrong.
+
+    ``str(problem)`` is the line the CLI prints, e.g.
+    ``job 'orders', source (file): field 'batch_size': expected int, got 'abc'``.
+    """
+
+    message: str
+    job: str | None = None
+    component: str | None = None
+    field: str | None = None
+
+    def with_context(self, *, job: str | None = None, component: str | None = None) -> Problem:
+        """Return a copy with the job / component filled in where still unknown."""
+        return attrs.evolve(
+            self, job=self.job or job, component=self.component or component
+        )
+
+    def __str__(self) -> str:
+        parts = []
+        if self.job is not None:
+            parts.append(f"job {self.job!r}")
+        if self.component:
+            parts.append(self.component)
+        where = ", ".join(parts)
+        what = f"field {self.field!r}: {self.message}" if self.field else self.message
+        return f"{where}: {what}" if where else what
+
+
+class ConfigError(PipelineError):
+    """A job definition or a component's config is wrong; raised before anything runs."""
+
+    def __init__(self, problems: Problem | Sequence[Problem] | str) -> None:
+        if isinstance(problems, str):
+            problems = [Problem(problems)]
+        elif isinstance(problems, Problem):
+            problems = [problems]
+        self.problems: list[Problem] = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+    @property
+    def job(self) -> str | None:
+        return self.problems[0].job if self.problems else None
+
+    @property
+    def component(self) -> str | None:
+        return self.problems[0].component if self.problems else None
+
+    @property
+    def field(self) -> str | None:
+        return self.problems[0].field if self.problems else None
+
+    def with_context(self, *, job: str | None = None, component: str | None = None) -> ConfigError:
+        """Return a copy whose problems name the job / component where they did not."""
+        return ConfigError([p.with_context(job=job, component=component) for p in self.problems])
+
+    @classmethod
+    def merge(cls, errors: Iterable[ConfigError]) -> ConfigError:
+        return cls([p for e in errors for p in e.problems])
+
+
+class PluginError(PipelineError):
+    """Plugin discovery or registration failed."""
+
+
+class ConnectorNotFound(PluginError):
+    """A job names a component type that no installed plugin registers."""
+
+    def __init__(self, kind: str, type_name: str, installed: Sequence[str]) -> None:
+        self.kind = kind
+        self.type_name = type_name
+        self.installed = sorted(installed)
+        listing = ", ".join(self.installed) or "none"
+        super().__init__(
+            f"unknown {kind} type {type_name!r} (installed {kind} types: {listing}; "
+            f"is its connector installed? see `pipeline-run connectors`)"
+        )
+
+
+class ConnectorConflict(PluginError):
+    """Two distributions register the same component type name."""
+
+    def __init__(self, kind: str, type_name: str, owners: Sequence[str]) -> None:
+        self.kind = kind
+        self.type_name = type_name
+        self.owners = sorted(owners)
+        super().__init__(
+            f"{kind} type {type_name!r} is registered by more than one distribution: "
+            f"{' and '.join(self.owners)}; uninstall one of them"
+        )
+
+
+class ConnectorLoadError(PluginError):
+    """A plugin module of the ``pipeline.connectors`` group failed to import."""
+
+    def __init__(self, name: str, distribution: str, cause: BaseException) -> None:
+        self.name = name
+        self.distribution = distribution
+        self.cause = cause
+        super().__init__(
+            f"plugin {name!r} from {distribution} failed to load: "
+            f"{type(cause).__name__}: {cause}"
+        )
+
+
+class ConnectorError(PipelineError):
+    """A source or sink failed while the job ran."""
+
+    retriable: bool = False
+
+    def __init__(self, message: str, *, component: str | None = None) -> None:
+        self.component = component
+        super().__init__(f"{component}: {message}" if component else message)
+
+
+class RetriableConnectorError(ConnectorError):
+    """A transient failure: a retry (resuming from the last checkpoint) may succeed."""
+
+    retriable = True
+
+
+class FatalConnectorError(ConnectorError):
+    """A permanent failure: retrying will not help."""
+
+
+class RecordError(PipelineError):
+    """A record failed in a step and the job's ``on_error`` policy is ``fail``."""
+
+    def __init__(self, step: str, record: Any, cause: BaseException | str) -> None:
+        self.step = step
+        self.record = record
+        self.cause = cause
+        shown = repr(record)
+        if len(shown) > 200:
+            shown = shown[:197] + "..."
+        why = f"{type(cause).__name__}: {cause}" if isinstance(cause, BaseException) else cause
+        super().__init__(f"{step}: record {shown} failed: {why}")
+
+
+class BackpressureError(PipelineError):
+    """The source outran the pipeline and the backpressure strategy is ERROR."""
+
+
+class StateError(PipelineError):
+    """A state backend was misused or failed."""
+
+
+class CheckpointError(PipelineError):
+    """A checkpoint could not be taken, persisted or restored."""

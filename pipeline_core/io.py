@@ -1,0 +1,178 @@
+"""Source and Sink: the two contracts a connector implements.
+
+Records are plain Python objects (usually dicts) and always travel in batches: a source
+yields :class:`Batch` objects, operators work on whole lists, a sink writes lists. The
+guarantees below are what the runtime relies on; the conformance tests in
+:mod:`pipeline_core.testing` check them.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import AsyncIterator
+from typing import Any, ClassVar, Generic, TypeVar
+
+import attrs
+
+__all__ = [
+    "Batch",
+    "DeliveryGuarantee",
+    "FailedRecord",
+    "RuntimeContext",
+    "Sink",
+    "Source",
+    "SourceProgress",
+]
+
+C = TypeVar("C")
+
+
+@attrs.define(slots=True)
+class FailedRecord:
+    """A record that could not be read or processed.
+
+    ``where`` says where it came from (``data.jsonl:17`` or ``transform step 2 (map)``),
+    ``error`` why it failed; ``record`` is the raw input (bytes/str from a source, the
+    record itself from a step) so that nothing is lost when it goes to a dead-letter sink.
+    """
+
+    record: Any
+    error: str
+    where: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"where": self.where, "error": self.error, "record": self.record}
+
+
+class Batch:
+    """Records read together, and the source position *after* the last of them.
+
+    ``position`` is a JSON-serialisable dict; restoring a source with it must resume at
+    the first record *not* in this batch (or any earlier batch). ``failures`` are input
+    items the source could not decode; they count as failed records and follow the job's
+    ``on_error`` policy.
+    """
+
+    __slots__ = ("failures", "position", "records")
+
+    def __init__(
+        self,
+        records: list[Any],
+        position: dict[str, Any] | None = None,
+        failures: list[FailedRecord] | None = None,
+    ) -> None:
+        self.records = records
+        self.position = position
+        self.failures = failures
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __repr__(self) -> str:
+        return f"Batch({len(self.records)} records, position={self.position!r})"
+
+
+@attrs.define(frozen=True, kw_only=True)
+class RuntimeContext:
+    """What a component knows about the execution it runs in."""
+
+    job_name: str
+    execution_id: str
+    component: str
+    batch_size: int = 1000
+
+
+@attrs.frozen
+class SourceProgress:
+    """How far a bounded source is: ``done`` of ``total`` ``unit`` (total may be unknown)."""
+
+    done: int
+    total: int | None
+    unit: str = "bytes"
+
+
+class DeliveryGuarantee(enum.StrEnum):
+    AT_LEAST_ONCE = "at-least-once"
+    EXACTLY_ONCE = "exactly-once"
+
+
+class Source(abc.ABC, Generic[C]):
+    """Reads records in batches. One instance per execution.
+
+    Call order, guaranteed by the runtime: ``open`` once, then ``read`` once (iterated
+    until exhausted or cancelled), with ``on_checkpoint_complete`` between batches,
+    then ``close`` — always, also after a failure or cancellation. Nothing is called
+    after ``close``.
+
+    Subclasses set ``type_name`` (the ``type:`` in a job file) and ``config_cls`` (an
+    attrs class); the runtime constructs them as ``cls(config)``.
+    """
+
+    type_name: ClassVar[str]
+    config_cls: ClassVar[type[Any]]
+    #: False for unbounded sources (Kafka, RabbitMQ): ``read`` never ends by itself.
+    bounded: ClassVar[bool] = True
+
+    def __init__(self, config: C) -> None:
+        self.config = config
+
+    async def open(self, ctx: RuntimeContext, restored_position: dict[str, Any] | None) -> None:
+        """Acquire resources. ``restored_position`` is the ``position`` of the last batch
+        of a completed checkpoint, or None for a fresh start; the source must derive
+        where it resumes from this value alone."""
+        self.ctx = ctx
+
+    @abc.abstractmethod
+    def read(self) -> AsyncIterator[Batch]:
+        """Yield batches. Each batch's ``position`` is the position *after* its last record."""
+
+    async def on_checkpoint_complete(self, checkpoint_id: int, position: dict[str, Any]) -> None:
+        """A checkpoint covering everything up to ``position`` is durable: commit
+        offsets / acknowledge messages up to there. Called in checkpoint order."""
+
+    async def close(self) -> None:  # noqa: B027 - optional for subclasses
+        """Release resources. Idempotent; called exactly once by the runtime."""
+
+    def progress(self) -> SourceProgress | None:
+        """How far a bounded source is, for progress bars; None if unknown."""
+        return None
+
+
+class Sink(abc.ABC, Generic[C]):
+    """Writes batches of records. One instance per execution.
+
+    Call order: ``open`` once; ``write`` for each batch, in order; at each checkpoint
+    ``prepare_commit`` (flush everything written so far; return what a restarted sink
+    needs to finish the commit) and, once the checkpoint is durable,
+    ``on_checkpoint_complete`` (make it visible / commit the transaction). When a bounded
+    job ends the runtime takes a final checkpoint the same way. ``close`` is always
+    called last; data not covered by a completed checkpoint may then be discarded
+    (two-phase sinks do discard it: that is what makes them exactly-once).
+    """
+
+    type_name: ClassVar[str]
+    config_cls: ClassVar[type[Any]]
+    guarantee: ClassVar[DeliveryGuarantee] = DeliveryGuarantee.AT_LEAST_ONCE
+
+    def __init__(self, config: C) -> None:
+        self.config = config
+
+    async def open(self, ctx: RuntimeContext) -> None:
+        """Acquire resources."""
+        self.ctx = ctx
+
+    @abc.abstractmethod
+    async def write(self, records: list[Any]) -> None:
+        """Write one batch. May buffer; must not lose what it accepted before a
+        ``prepare_commit`` returns."""
+
+    async def prepare_commit(self, checkpoint_id: int) -> dict[str, Any] | None:
+        """Flush; pre-commit. The returned dict is stored in the checkpoint."""
+        return None
+
+    async def on_checkpoint_complete(self, checkpoint_id: int) -> None:  # noqa: B027
+        """Commit what ``prepare_commit(checkpoint_id)`` prepared."""
+
+    async def close(self) -> None:  # noqa: B027
+        """Release resources; discard anything not committed. Idempotent."""

@@ -1,0 +1,47 @@
+"""Counters of one execution, read by progress bars, summaries and (later) Prometheus."""
+
+from __future__ import annotations
+
+import time
+
+__all__ = ["RunMetrics"]
+
+
+class RunMetrics:
+    """Plain counters updated once per batch by the runtime (never per record)."""
+
+    __slots__ = (
+        "batches_read",
+        "buffer_capacity_batches",
+        "buffered_records",
+        "dropped_records",
+        "failed_records",
+        "first_failure",
+        "records_read",
+        "records_written",
+        "started_at",
+        "stopped_at",
+    )
+
+    def __init__(self) -> None:
+        self.records_read = 0
+        self.records_written = 0
+        self.failed_records = 0
+        self.dropped_records = 0
+        self.batches_read = 0
+        self.buffered_records = 0
+        self.buffer_capacity_batches = 0
+        self.first_failure: str | None = None
+        self.started_at = time.monotonic()
+        self.stopped_at: float | None = None
+
+    @property
+    def elapsed(self) -> float:
+        end = self.stopped_at if self.stopped_at is not None else time.monotonic()
+        return end - self.started_at
+
+    @property
+    def throughput(self) -> float:
+        """Records read per second since the start."""
+        elapsed = self.elapsed
+        return self.records_read / elapsed if elapsed > 0 else 0.0

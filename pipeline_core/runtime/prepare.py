@@ -1,0 +1,143 @@
+"""Turning a PipelineJob into something runnable — where every config mistake surfaces.
+
+``prepare`` resolves component types through the plugin registries, structures (and so
+validates) their configs, imports step functions and builds the Stream, collecting every
+problem into one ConfigError before anything runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from pipeline_core.config.converter import FieldError, structure
+from pipeline_core.config.secrets import resolve_references
+from pipeline_core.errors import ConfigError, PluginError, Problem
+from pipeline_core.io import Sink, Source
+from pipeline_core.model.job import ComponentSpec, PipelineJob
+from pipeline_core.model.steps import apply_steps
+from pipeline_core.plugins.manager import Plugins
+from pipeline_core.plugins.registry import TypeRegistry
+from pipeline_core.runtime.stream import Stream
+
+__all__ = ["PreparedJob", "prepare"]
+
+
+@attrs.frozen
+class PreparedJob:
+    """A validated job: factories for fresh components, and its operator chain."""
+
+    job: PipelineJob
+    make_source: Callable[[], Source[Any]]
+    make_sink: Callable[[], Sink[Any]]
+    make_dead_letter: Callable[[], Sink[Any]] | None
+    stream: Stream
+    source_label: str
+    sink_label: str
+
+
+def _factory(
+    spec: Any,
+    base: type[Any],
+    registry: TypeRegistry[Any],
+    job: PipelineJob,
+    role: str,
+) -> tuple[Callable[[], Any], str]:
+    if isinstance(spec, base):
+        return (lambda: spec), f"{role} ({getattr(spec, 'type_name', type(spec).__name__)})"
+    if not isinstance(spec, ComponentSpec):
+        raise ConfigError(
+            Problem(
+                f"expected a {base.__name__}, a type name or a ComponentSpec, got {spec!r}",
+                job=job.name,
+                component=role,
+            )
+        )
+    label = f"{role} ({spec.type})"
+    try:
+        cls = spec.cls or registry.get(spec.type)
+    except PluginError as exc:
+        raise ConfigError(Problem(str(exc), job=job.name, component=role, field="type")) from None
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise ConfigError(
+            Problem(f"{cls!r} is not a {base.__name__}", job=job.name, component=label)
+        )
+    try:
+        raw = resolve_references(spec.config)
+    except FieldError as exc:
+        raise ConfigError(
+            Problem(exc.message, job=job.name, component=label, field=exc.field)
+        ) from None
+    config = structure(raw, cls.config_cls, job=job.name, component=label)
+    return (lambda: cls(config)), label
+
+
+def _build_stream(job: PipelineJob) -> Stream:
+    stream = apply_steps(Stream(), job.steps, job=job.name, base_dir=job.base_dir)
+    if job.transform is not None:
+        try:
+            result = job.transform(stream)
+        except Exception as exc:
+            raise ConfigError(
+                Problem(
+                    f"the transform function raised {type(exc).__name__}: {exc}",
+                    job=job.name,
+                    component="transform",
+                )
+            ) from exc
+        if not isinstance(result, Stream):
+            raise ConfigError(
+                Problem(
+                    f"the transform function must return a Stream, got {type(result).__name__}",
+                    job=job.name,
+                    component="transform",
+                )
+            )
+        stream = result
+    return stream
+
+
+def prepare(job: PipelineJob, plugins: Plugins) -> PreparedJob:
+    """Validate everything about ``job``; raise one ConfigError listing every problem."""
+    problems: list[Problem] = []
+    results: dict[str, Any] = {}
+    checks: dict[str, Callable[[], Any]] = {
+        "source": lambda: _factory(job.source, Source, plugins.sources, job, "source"),
+        "sink": lambda: _factory(job.sink, Sink, plugins.sinks, job, "sink"),
+        "stream": lambda: _build_stream(job),
+    }
+    if job.config.dead_letter is not None:
+        checks["dead_letter"] = lambda: _factory(
+            job.config.dead_letter, Sink, plugins.sinks, job, "dead_letter sink"
+        )
+    if job.config.state_backend not in plugins.state_backends:
+        problems.append(
+            Problem(
+                f"unknown state backend {job.config.state_backend!r} "
+                f"(installed: {', '.join(plugins.state_backends.names()) or 'none'})",
+                job=job.name,
+                component="config",
+                field="state_backend",
+            )
+        )
+    for key, check in checks.items():
+        try:
+            results[key] = check()
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ConfigError(problems)
+    make_source, source_label = results["source"]
+    make_sink, sink_label = results["sink"]
+    dead_letter = results.get("dead_letter")
+    return PreparedJob(
+        job=job,
+        make_source=make_source,
+        make_sink=make_sink,
+        make_dead_letter=dead_letter[0] if dead_letter else None,
+        stream=results["stream"],
+        source_label=source_label,
+        sink_label=sink_label,
+    )

@@ -1,0 +1,46 @@
+"""What an execution ends with."""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+import attrs
+
+__all__ = ["ExecutionStatus", "JobResult"]
+
+
+class ExecutionStatus(enum.StrEnum):
+    """The lifecycle states of the original design."""
+
+    REGISTERED = "REGISTERED"
+    SCHEDULED = "SCHEDULED"
+    INITIALIZING = "INITIALIZING"
+    RUNNING = "RUNNING"
+    CHECKPOINTING = "CHECKPOINTING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
+@attrs.frozen(kw_only=True)
+class JobResult:
+    """Summary of one execution."""
+
+    job_name: str
+    execution_id: str
+    status: ExecutionStatus
+    records_read: int
+    records_written: int
+    failed_records: int
+    dropped_records: int
+    duration_s: float
+    error: str | None = None
+    error_trace: str | None = None
+    exception: BaseException | None = attrs.field(default=None, eq=False, repr=False)
+    last_position: dict[str, Any] | None = None
+
+    @property
+    def processed_records(self) -> int:
+        """The original design's ``processed_records``: records read from the source."""
+        return self.records_read

@@ -1,0 +1,285 @@
+"""Running one execution: source task → bounded buffer → operator chain → sink.
+
+One asyncio task reads the source into the :class:`BatchBuffer`; the execution's own task
+takes batches out, runs them through the operators and writes the results to the sink in
+``sink_batch_size`` chunks. Work per batch is a handful of Python calls; nothing here is
+per record except what the operators' list comprehensions do.
+
+When a bounded source is exhausted the runtime flushes held-back records (``batch``),
+then takes a final checkpoint the same way a periodic one is taken: ``prepare_commit`` on
+the sinks, then ``on_checkpoint_complete`` on sinks and source. On failure or cancellation
+no commit happens and every component is closed (two-phase sinks discard what they held).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import traceback
+import uuid
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+from pipeline_core.io import FailedRecord, RuntimeContext, Sink, Source
+from pipeline_core.plugins.manager import Plugins, load_plugins
+from pipeline_core.runtime.buffer import BatchBuffer, PositionOnly
+from pipeline_core.runtime.errors_policy import FailureCollector
+from pipeline_core.runtime.metrics import RunMetrics
+from pipeline_core.runtime.operators import Operator
+from pipeline_core.runtime.prepare import PreparedJob, prepare
+from pipeline_core.runtime.result import ExecutionStatus, JobResult
+
+__all__ = ["execute", "run_job"]
+
+log = logging.getLogger("pipeline_core.runtime")
+
+
+class _End:
+    """Control item: the source is exhausted."""
+
+
+class _SourceFailed:
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+_END = _End()
+
+
+def _notify(plugins: Plugins, hook: str, **kwargs: Any) -> None:
+    try:
+        getattr(plugins.hook, hook)(**kwargs)
+    except Exception:  # a listener must never break the job it listens to
+        log.exception("plugin hook %s raised; ignored", hook)
+
+
+async def _apply(operators: list[Operator], records: list[Any], errors: FailureCollector) -> list[Any]:
+    for op in operators:
+        if not records:
+            return records
+        records = await op.aprocess(records, errors) if op.is_async else op.process(records, errors)
+    return records
+
+
+class _Execution:
+    """State of one running execution; lives only inside :func:`execute`."""
+
+    def __init__(
+        self,
+        prepared: PreparedJob,
+        source: Source[Any],
+        sink: Sink[Any],
+        dead_letter: Sink[Any] | None,
+        operators: list[Operator],
+        metrics: RunMetrics,
+    ) -> None:
+        cfg = prepared.job.config
+        self.cfg = cfg
+        self.source = source
+        self.sink = sink
+        self.dead_letter = dead_letter
+        self.operators = operators
+        self.metrics = metrics
+        self.errors = FailureCollector(cfg.on_error)
+        self.pending: list[Any] = []
+        self.last_position: dict[str, Any] | None = None
+        capacity = max(1, cfg.buffer_size // cfg.source_batch_size)
+        metrics.buffer_capacity_batches = capacity
+        self.buffer = BatchBuffer(capacity, cfg.backpressure, metrics)
+
+    async def pump(self) -> None:
+        """The source task: read batches into the buffer until exhausted."""
+        metrics, buffer = self.metrics, self.buffer
+        reader = self.source.read()
+        try:
+            async for batch in reader:
+                metrics.records_read += len(batch.records)
+                metrics.batches_read += 1
+                await buffer.put(batch)
+                # Yield so that the pipeline runs even when put() did not have to wait.
+                await asyncio.sleep(0)
+            buffer.put_control(_END)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            buffer.put_control(_SourceFailed(exc))
+        finally:
+            aclose = getattr(reader, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    async def _write(self, records: list[Any]) -> None:
+        await self.sink.write(records)
+        self.metrics.records_written += len(records)
+
+    async def _handle_failures(self) -> None:
+        failures = self.errors.take()
+        if not failures:
+            return
+        self.metrics.failed_records += len(failures)
+        if self.metrics.first_failure is None:
+            first = failures[0]
+            self.metrics.first_failure = f"{first.where}: {first.error}"
+        if self.dead_letter is not None:
+            await self.dead_letter.write([_dead_letter_record(f) for f in failures])
+
+    async def process(self) -> None:
+        """Take batches from the buffer until the end of input."""
+        sink_batch = self.cfg.sink_batch_size
+        operators, errors, buffer = self.operators, self.errors, self.buffer
+        while True:
+            item = await buffer.get()
+            if item is _END:
+                break
+            if isinstance(item, _SourceFailed):
+                raise item.exc
+            if isinstance(item, PositionOnly):
+                self.last_position = item.position
+                continue
+            if item.failures:
+                errors.extend(item.failures)
+            records = await _apply(operators, item.records, errors)
+            if records:
+                if self.pending:
+                    self.pending.extend(records)
+                else:
+                    self.pending = records
+                if len(self.pending) >= sink_batch:
+                    out, self.pending = self.pending, []
+                    await self._write(out)
+            if errors.failures:
+                await self._handle_failures()
+            self.last_position = item.position
+        await self._flush_operators()
+
+    async def _flush_operators(self) -> None:
+        for i, op in enumerate(self.operators):
+            held = op.flush()
+            if held:
+                self.pending.extend(await _apply(self.operators[i + 1 :], held, self.errors))
+        await self._handle_failures()
+        if self.pending:
+            out, self.pending = self.pending, []
+            await self._write(out)
+
+    async def commit(self, checkpoint_id: int) -> None:
+        """Final checkpoint of a bounded run: pre-commit every sink, then commit all."""
+        sinks = [s for s in (self.sink, self.dead_letter) if s is not None]
+        for s in sinks:
+            await s.prepare_commit(checkpoint_id)
+        for s in sinks:
+            await s.on_checkpoint_complete(checkpoint_id)
+        if self.last_position is not None:
+            await self.source.on_checkpoint_complete(checkpoint_id, self.last_position)
+
+
+def _dead_letter_record(failed: FailedRecord) -> dict[str, Any]:
+    record = failed.record
+    if isinstance(record, bytes | bytearray):
+        record = bytes(record).decode("utf-8", errors="replace")
+    return {"where": failed.where, "error": failed.error, "record": record}
+
+
+async def execute(
+    prepared: PreparedJob,
+    plugins: Plugins,
+    *,
+    execution_id: str | None = None,
+    restored_position: dict[str, Any] | None = None,
+    metrics: RunMetrics | None = None,
+) -> JobResult:
+    """Run one execution of a prepared job to its end.
+
+    Returns a JobResult with status COMPLETED or FAILED (``result.exception`` holds the
+    error). Cancellation (Ctrl-C) closes every component and re-raises CancelledError.
+    """
+    job, cfg = prepared.job, prepared.job.config
+    execution_id = execution_id or uuid.uuid4().hex
+    metrics = metrics if metrics is not None else RunMetrics()
+
+    def ctx(component: str, batch_size: int) -> RuntimeContext:
+        return RuntimeContext(
+            job_name=job.name, execution_id=execution_id, component=component, batch_size=batch_size
+        )
+
+    source = prepared.make_source()
+    sink = prepared.make_sink()
+    dead_letter = prepared.make_dead_letter() if prepared.make_dead_letter else None
+    executor = ProcessPoolExecutor(cfg.parallelism) if cfg.parallelism > 1 else None
+    run = _Execution(
+        prepared, source, sink, dead_letter, prepared.stream.build(executor, cfg.parallelism), metrics
+    )
+    opened: list[Source[Any] | Sink[Any]] = []
+    status, error = ExecutionStatus.FAILED, None
+    pump: asyncio.Task[None] | None = None
+    try:
+        await sink.open(ctx(prepared.sink_label, cfg.sink_batch_size))
+        opened.append(sink)
+        if dead_letter is not None:
+            await dead_letter.open(ctx("dead_letter sink", cfg.sink_batch_size))
+            opened.append(dead_letter)
+        opened.append(source)  # close() is idempotent, so close it even if open() failed
+        await source.open(ctx(prepared.source_label, cfg.source_batch_size), restored_position)
+        _notify(plugins, "pipeline_job_started", job=job, execution_id=execution_id)
+        pump = asyncio.create_task(run.pump(), name=f"{job.name}:{execution_id}:source")
+        await run.process()
+        await run.commit(1)
+        status = ExecutionStatus.COMPLETED
+    except asyncio.CancelledError:
+        status = ExecutionStatus.CANCELLED
+        raise
+    except Exception as exc:
+        error = exc
+    finally:
+        if pump is not None and not pump.done():
+            pump.cancel()
+            await asyncio.gather(pump, return_exceptions=True)
+        for component in reversed(opened):
+            try:
+                await component.close()
+            except Exception:
+                log.exception("closing %s failed", type(component).__name__)
+        if executor is not None:
+            executor.shutdown(cancel_futures=True)
+        metrics.stopped_at = metrics.started_at + metrics.elapsed
+        result = JobResult(
+            job_name=job.name,
+            execution_id=execution_id,
+            status=status,
+            records_read=metrics.records_read,
+            records_written=metrics.records_written,
+            failed_records=metrics.failed_records,
+            dropped_records=metrics.dropped_records,
+            duration_s=metrics.elapsed,
+            error=str(error) if error is not None else None,
+            error_trace="".join(traceback.format_exception(error)) if error else None,
+            exception=error,
+            last_position=run.last_position,
+        )
+        if status is ExecutionStatus.FAILED and error is not None:
+            _notify(plugins, "pipeline_job_failed", job=job, execution_id=execution_id, error=error, result=result)
+        else:
+            _notify(plugins, "pipeline_job_finished", job=job, execution_id=execution_id, result=result)
+    return result
+
+
+async def run_job(
+    job: Any,
+    plugins: Plugins | None = None,
+    *,
+    execution_id: str | None = None,
+    restored_position: dict[str, Any] | None = None,
+    metrics: RunMetrics | None = None,
+) -> JobResult:
+    """Validate and run ``job`` (a PipelineJob) once; discovers plugins if none are given."""
+    plugins = plugins if plugins is not None else load_plugins()
+    prepared = prepare(job, plugins)
+    return await execute(
+        prepared,
+        plugins,
+        execution_id=execution_id,
+        restored_position=restored_position,
+        metrics=metrics,
+    )

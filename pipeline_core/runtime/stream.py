@@ -1,0 +1,123 @@
+"""The fluent transform API (the Reactor ``Flux`` analogue).
+
+A job's transform is a function ``Stream -> Stream``::
+
+    lambda s: s.map(str.upper).filter(lambda x: len(x) > 5)
+
+A Stream only *describes* the operator chain; each execution builds fresh operators from
+it (so per-execution state such as ``distinct``'s seen-set never leaks between runs). The
+per-record methods compile onto loops over whole batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Hashable, Iterable
+from concurrent.futures import Executor
+from typing import Any
+
+from pipeline_core.runtime import operators as ops
+
+__all__ = ["Stream"]
+
+_OpFactory = Callable[["_BuildContext"], ops.Operator]
+
+
+class _BuildContext:
+    """What operators need from the execution when they are built."""
+
+    def __init__(self, executor: Executor | None, parallelism: int) -> None:
+        self.executor = executor
+        self.parallelism = parallelism
+
+
+def _fn_name(fn: Any) -> str:
+    return getattr(fn, "__qualname__", None) or type(fn).__name__
+
+
+class Stream:
+    """An immutable chain of operators; every method returns a new Stream."""
+
+    __slots__ = ("_factories",)
+
+    def __init__(self, factories: tuple[tuple[str, _OpFactory], ...] = ()) -> None:
+        self._factories = factories
+
+    def _then(self, label: str, name: str | None, factory: Callable[[str, _BuildContext], ops.Operator]) -> Stream:
+        step_name = name or f"transform step {len(self._factories) + 1} ({label})"
+        return Stream((*self._factories, (step_name, lambda bc: factory(step_name, bc))))
+
+    def map(self, fn: Callable[[Any], Any], *, cpu: bool = False, name: str | None = None) -> Stream:
+        """Replace each record by ``fn(record)``. ``cpu=True`` runs ``fn`` in the job's
+        process pool when ``parallelism`` > 1 (``fn`` must then be importable/picklable)."""
+        label = f"map {_fn_name(fn)}"
+        if cpu:
+            return self._then(label, name, lambda n, bc: _cpu_map(n, fn, bc))
+        return self._then(label, name, lambda n, _bc: ops.MapOp(n, fn))
+
+    def filter(self, predicate: Callable[[Any], Any], *, name: str | None = None) -> Stream:
+        """Keep records for which ``predicate(record)`` is true."""
+        return self._then(
+            f"filter {_fn_name(predicate)}", name, lambda n, _bc: ops.FilterOp(n, predicate)
+        )
+
+    def flat_map(self, fn: Callable[[Any], Iterable[Any]], *, name: str | None = None) -> Stream:
+        """Replace each record by the records of the iterable ``fn(record)`` (zero or more)."""
+        return self._then(f"flat_map {_fn_name(fn)}", name, lambda n, _bc: ops.FlatMapOp(n, fn))
+
+    def select(self, *fields: str, name: str | None = None) -> Stream:
+        """Keep only the given keys of dict records."""
+        return self._then("select", name, lambda n, _bc: ops.SelectOp(n, list(fields)))
+
+    def distinct(self, key: Callable[[Any], Hashable] | None = None, *, name: str | None = None) -> Stream:
+        """Drop records whose ``key(record)`` (default: the record) was already seen."""
+        return self._then("distinct", name, lambda n, _bc: ops.DistinctOp(n, key))
+
+    def batch(self, size: int, *, name: str | None = None) -> Stream:
+        """Group records into lists of ``size`` (Reactor's ``buffer(n)``); the rest at the end."""
+        if size <= 0:
+            raise ValueError(f"batch size must be > 0, got {size}")
+        return self._then("batch", name, lambda n, _bc: ops.BatchOp(n, size))
+
+    buffer = batch
+
+    def rate_limit(self, per_second: float, *, name: str | None = None) -> Stream:
+        """Let at most ``per_second`` records per second through."""
+        if per_second <= 0:
+            raise ValueError(f"rate_limit must be > 0 records/s, got {per_second}")
+        return self._then("rate_limit", name, lambda n, _bc: ops.RateLimitOp(n, per_second))
+
+    def map_async(
+        self,
+        fn: Callable[[Any], Awaitable[Any]],
+        *,
+        concurrency: int = 16,
+        name: str | None = None,
+    ) -> Stream:
+        """Await ``fn(record)`` for each record, ``concurrency`` at a time; order is kept."""
+        if concurrency <= 0:
+            raise ValueError(f"concurrency must be > 0, got {concurrency}")
+        return self._then(
+            f"map_async {_fn_name(fn)}",
+            name,
+            lambda n, _bc: ops.MapAsyncOp(n, fn, concurrency),
+        )
+
+    def step_names(self) -> list[str]:
+        return [name for name, _ in self._factories]
+
+    def build(self, executor: Executor | None = None, parallelism: int = 1) -> list[ops.Operator]:
+        """Fresh operator instances for one execution."""
+        bc = _BuildContext(executor, parallelism)
+        return [factory(bc) for _name, factory in self._factories]
+
+    def __len__(self) -> int:
+        return len(self._factories)
+
+    def __repr__(self) -> str:
+        return f"Stream({' -> '.join(self.step_names()) or 'identity'})"
+
+
+def _cpu_map(name: str, fn: Callable[[Any], Any], bc: _BuildContext) -> ops.Operator:
+    if bc.executor is None or bc.parallelism <= 1:
+        return ops.MapOp(name, fn)
+    return ops.ParallelMapOp(name, fn, bc.executor, bc.parallelism)
