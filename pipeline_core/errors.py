@@ -65,9 +65,7 @@ class Problem:
 
     def with_context(self, *, job: str | None = None, component: str | None = None) -> Problem:
         """Return a copy with the job / component filled in where still unknown."""
-        return attrs.evolve(
-            self, job=self.job or job, component=self.component or component
-        )
+        return attrs.evolve(self, job=self.job or job, component=self.component or component)
 
     def __str__(self) -> str:
         parts = []
@@ -151,8 +149,7 @@ class ConnectorLoadError(PluginError):
         self.distribution = distribution
         self.cause = cause
         super().__init__(
-            f"plugin {name!r} from {distribution} failed to load: "
-            f"{type(cause).__name__}: {cause}"
+            f"plugin {name!r} from {distribution} failed to load: {type(cause).__name__}: {cause}"
         )
 
 

@@ -131,7 +131,7 @@ class Source(abc.ABC, Generic[C]):
         """A checkpoint covering everything up to ``position`` is durable: commit
         offsets / acknowledge messages up to there. Called in checkpoint order."""
 
-    async def close(self) -> None:  # noqa: B027 - optional for subclasses
+    async def close(self) -> None:
         """Release resources. Idempotent; called exactly once by the runtime."""
 
     def progress(self) -> SourceProgress | None:
@@ -171,8 +171,8 @@ class Sink(abc.ABC, Generic[C]):
         """Flush; pre-commit. The returned dict is stored in the checkpoint."""
         return None
 
-    async def on_checkpoint_complete(self, checkpoint_id: int) -> None:  # noqa: B027
+    async def on_checkpoint_complete(self, checkpoint_id: int) -> None:
         """Commit what ``prepare_commit(checkpoint_id)`` prepared."""
 
-    async def close(self) -> None:  # noqa: B027
+    async def close(self) -> None:
         """Release resources; discard anything not committed. Idempotent."""

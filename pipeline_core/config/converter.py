@@ -47,7 +47,7 @@ def _strict(expected: type, *, accept: tuple[type, ...] = ()) -> Any:
             raise FieldError(f"expected {expected.__name__}, got {value!r}")
         if not isinstance(value, ok):
             raise FieldError(f"expected {expected.__name__}, got {value!r}")
-        return expected(value) if expected is float else value
+        return float(typing.cast(float, value)) if expected is float else value
 
     return hook
 
@@ -107,9 +107,8 @@ def _make_converter() -> cattrs.Converter:
     c.register_structure_hook_func(
         lambda t: isinstance(t, type) and issubclass(t, enum.Enum), _structure_enum
     )
-    c.register_structure_hook_func(
-        lambda t: typing.get_origin(t) is typing.Literal, _structure_literal
-    )
+    literal: Any = typing.Literal
+    c.register_structure_hook_func(lambda t: typing.get_origin(t) is literal, _structure_literal)
     c.register_structure_hook(typing.Any, _structure_any)
     c.register_structure_hook(
         str | list[str], lambda v, _t: v if isinstance(v, str) else c.structure(v, list[str])
@@ -131,10 +130,10 @@ def _problems(exc: BaseException, path: list[str]) -> list[tuple[list[str], str]
         return out
     if isinstance(exc, IterableValidationError):
         out = []
-        with_notes, without = exc.group_exceptions()
-        for sub, note in with_notes:
-            out += _problems(sub, [*path, f"[{note.index}]"])
-        for sub in without:
+        items, rest = exc.group_exceptions()
+        for sub, item in items:
+            out += _problems(sub, [*path, f"[{item.index}]"])
+        for sub in rest:
             out += _problems(sub, path)
         return out
     if isinstance(exc, ForbiddenExtraKeysError):
@@ -147,7 +146,11 @@ def _problems(exc: BaseException, path: list[str]) -> list[tuple[list[str], str]
         return [(path, "missing required field")]
     if isinstance(exc, FieldError):
         return [([*path, exc.field] if exc.field else path, exc.message)]
-    if isinstance(exc, TypeError) and len(exc.args) >= 4 and isinstance(exc.args[1], attrs.Attribute):
+    if (
+        isinstance(exc, TypeError)
+        and len(exc.args) >= 4
+        and isinstance(exc.args[1], attrs.Attribute)
+    ):
         # attrs' own instance_of / in_ validators: (msg, attribute, expected, value)
         attr, expected, value = exc.args[1], exc.args[2], exc.args[3]
         return [([*path, attr.name], f"expected {_type_name(expected)}, got {value!r}")]

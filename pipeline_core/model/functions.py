@@ -6,14 +6,16 @@ import importlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from pipeline_core.config.converter import FieldError
 
 __all__ = ["import_callable"]
 
 
-def import_callable(ref: str, base_dir: str | None = None, field: str = "function") -> Callable[..., Any]:
+def import_callable(
+    ref: str, base_dir: str | None = None, field: str = "function"
+) -> Callable[..., Any]:
     """Import ``"package.module:attr.path"``; ``base_dir`` (the job file's folder) is
     importable too, so a job can ship its functions next to it."""
     module_name, sep, attr_path = ref.partition(":")
@@ -40,4 +42,4 @@ def import_callable(ref: str, base_dir: str | None = None, field: str = "functio
             ) from None
     if not callable(obj):
         raise FieldError(f"{ref!r} is not callable (it is a {type(obj).__name__})", field)
-    return obj  # type: ignore[no-any-return]
+    return cast(Callable[..., Any], obj)

@@ -1,13 +1,13 @@
 """Loading jobs from YAML/JSON files in the ``dag_definition`` shape of the original design::
 
-    name: orders-sync
-    type: BATCH_ROLLER
-    source: {type: file, config: {path: data/orders.jsonl}}
-    transform:
-      - {type: filter, function: "fns:is_paid"}
-      - {type: select, fields: [id, amount]}
-    sink: {type: file, config: {path: out/}}
-    config: {checkpoint_interval: 60000, on_error: skip}
+name: orders-sync
+type: BATCH_ROLLER
+source: {type: file, config: {path: data/orders.jsonl}}
+transform:
+  - {type: filter, function: "fns:is_paid"}
+  - {type: select, fields: [id, amount]}
+sink: {type: file, config: {path: out/}}
+config: {checkpoint_interval: 60000, on_error: skip}
 """
 
 from __future__ import annotations
@@ -53,8 +53,11 @@ def _locate(problem: Problem, job: str) -> Problem:
 def job_from_dict(data: Any, *, base_dir: str | None = None, origin: str = "<dict>") -> PipelineJob:
     """Build a PipelineJob from a parsed ``dag_definition``; raises ConfigError."""
     if not isinstance(data, dict):
-        raise ConfigError(Problem(f"{origin}: expected a mapping at the top, got {type(data).__name__}"))
-    job_name = data.get("name") if isinstance(data.get("name"), str) else origin
+        raise ConfigError(
+            Problem(f"{origin}: expected a mapping at the top, got {type(data).__name__}")
+        )
+    name = data.get("name")
+    job_name = name if isinstance(name, str) else origin
     try:
         parsed = structure(data, _JobFile)
     except ConfigError as exc:
@@ -96,10 +99,7 @@ def load_job_file(path: str | Path) -> PipelineJob:
     except OSError as exc:
         raise ConfigError(f"cannot read job file {str(p)!r}: {exc.strerror}") from None
     try:
-        if p.suffix.lower() == ".json":
-            data = orjson.loads(text)
-        else:
-            data = yaml.safe_load(text)
+        data = orjson.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
     except orjson.JSONDecodeError as exc:
         raise ConfigError(f"{p}: invalid JSON: {exc}") from None
     except yaml.YAMLError as exc:

@@ -59,7 +59,7 @@ class Plugins:
 
     @property
     def hook(self) -> Any:
-        """The pluggy hook relay, for notification hooks: ``plugins.hook.pipeline_job_started(...)``."""
+        """The pluggy hook relay, for notifications: ``plugins.hook.pipeline_job_started(...)``."""
         return self.pm.hook
 
     def registries(self) -> dict[str, TypeRegistry[Any]]:
@@ -107,7 +107,7 @@ def _fill_registries(
     }
     # Call each plugin's hook on its own, in name order, so that the registry knows who
     # registers what (for conflict messages) and the result never depends on install order.
-    plugins = {pm.get_name(p): p for p in pm.get_plugins()}
+    plugins = {name: p for name, p in pm.list_name_plugin() if p is not None}
     for name in sorted(plugins):
         info = owners[name]
         others = [p for n, p in plugins.items() if n != name]

@@ -104,4 +104,3 @@ class PositionOnly:
 
     def __init__(self, position: dict[str, Any]) -> None:
         self.position = position
-

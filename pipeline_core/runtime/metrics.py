@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+
+from pipeline_core.io import SourceProgress
 
 __all__ = ["RunMetrics"]
 
@@ -19,6 +22,7 @@ class RunMetrics:
         "first_failure",
         "records_read",
         "records_written",
+        "source_progress",
         "started_at",
         "stopped_at",
     )
@@ -34,6 +38,8 @@ class RunMetrics:
         self.first_failure: str | None = None
         self.started_at = time.monotonic()
         self.stopped_at: float | None = None
+        #: The running source's ``progress`` method, for progress bars.
+        self.source_progress: Callable[[], SourceProgress | None] | None = None
 
     @property
     def elapsed(self) -> float:

@@ -210,9 +210,7 @@ class MapAsyncOp(Operator):
 
     is_async = True
 
-    def __init__(
-        self, name: str, fn: Callable[[Any], Awaitable[Any]], concurrency: int
-    ) -> None:
+    def __init__(self, name: str, fn: Callable[[Any], Awaitable[Any]], concurrency: int) -> None:
         super().__init__(name)
         self.fn = fn
         self.concurrency = concurrency
@@ -254,7 +252,9 @@ class ParallelMapOp(Operator):
 
     is_async = True
 
-    def __init__(self, name: str, fn: Callable[[Any], Any], executor: Executor, workers: int) -> None:
+    def __init__(
+        self, name: str, fn: Callable[[Any], Any], executor: Executor, workers: int
+    ) -> None:
         super().__init__(name)
         self.fn = fn
         self.executor = executor

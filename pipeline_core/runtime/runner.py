@@ -55,7 +55,9 @@ def _notify(plugins: Plugins, hook: str, **kwargs: Any) -> None:
         log.exception("plugin hook %s raised; ignored", hook)
 
 
-async def _apply(operators: list[Operator], records: list[Any], errors: FailureCollector) -> list[Any]:
+async def _apply(
+    operators: list[Operator], records: list[Any], errors: FailureCollector
+) -> list[Any]:
     for op in operators:
         if not records:
             return records
@@ -205,11 +207,17 @@ async def execute(
         )
 
     source = prepared.make_source()
+    metrics.source_progress = source.progress
     sink = prepared.make_sink()
     dead_letter = prepared.make_dead_letter() if prepared.make_dead_letter else None
     executor = ProcessPoolExecutor(cfg.parallelism) if cfg.parallelism > 1 else None
     run = _Execution(
-        prepared, source, sink, dead_letter, prepared.stream.build(executor, cfg.parallelism), metrics
+        prepared,
+        source,
+        sink,
+        dead_letter,
+        prepared.stream.build(executor, cfg.parallelism),
+        metrics,
     )
     opened: list[Source[Any] | Sink[Any]] = []
     status, error = ExecutionStatus.FAILED, None
@@ -259,9 +267,18 @@ async def execute(
             last_position=run.last_position,
         )
         if status is ExecutionStatus.FAILED and error is not None:
-            _notify(plugins, "pipeline_job_failed", job=job, execution_id=execution_id, error=error, result=result)
+            _notify(
+                plugins,
+                "pipeline_job_failed",
+                job=job,
+                execution_id=execution_id,
+                error=error,
+                result=result,
+            )
         else:
-            _notify(plugins, "pipeline_job_finished", job=job, execution_id=execution_id, result=result)
+            _notify(
+                plugins, "pipeline_job_finished", job=job, execution_id=execution_id, result=result
+            )
     return result
 
 

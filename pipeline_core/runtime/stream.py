@@ -42,11 +42,15 @@ class Stream:
     def __init__(self, factories: tuple[tuple[str, _OpFactory], ...] = ()) -> None:
         self._factories = factories
 
-    def _then(self, label: str, name: str | None, factory: Callable[[str, _BuildContext], ops.Operator]) -> Stream:
+    def _then(
+        self, label: str, name: str | None, factory: Callable[[str, _BuildContext], ops.Operator]
+    ) -> Stream:
         step_name = name or f"transform step {len(self._factories) + 1} ({label})"
         return Stream((*self._factories, (step_name, lambda bc: factory(step_name, bc))))
 
-    def map(self, fn: Callable[[Any], Any], *, cpu: bool = False, name: str | None = None) -> Stream:
+    def map(
+        self, fn: Callable[[Any], Any], *, cpu: bool = False, name: str | None = None
+    ) -> Stream:
         """Replace each record by ``fn(record)``. ``cpu=True`` runs ``fn`` in the job's
         process pool when ``parallelism`` > 1 (``fn`` must then be importable/picklable)."""
         label = f"map {_fn_name(fn)}"
@@ -68,7 +72,9 @@ class Stream:
         """Keep only the given keys of dict records."""
         return self._then("select", name, lambda n, _bc: ops.SelectOp(n, list(fields)))
 
-    def distinct(self, key: Callable[[Any], Hashable] | None = None, *, name: str | None = None) -> Stream:
+    def distinct(
+        self, key: Callable[[Any], Hashable] | None = None, *, name: str | None = None
+    ) -> Stream:
         """Drop records whose ``key(record)`` (default: the record) was already seen."""
         return self._then("distinct", name, lambda n, _bc: ops.DistinctOp(n, key))
 

@@ -43,5 +43,5 @@ class StateBackend(abc.ABC, Generic[C]):
     @abc.abstractmethod
     async def restore(self, data: bytes) -> None: ...
 
-    async def close(self) -> None:  # noqa: B027 - optional
+    async def close(self) -> None:
         """Release resources. Idempotent."""

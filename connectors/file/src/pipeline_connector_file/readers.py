@@ -132,7 +132,9 @@ def read_csv(
                     )
         except csv.Error as exc:
             failures = failures or []
-            failures.append(FailedRecord(None, f"invalid CSV: {exc}", f"{where}:{line_no + reader.line_num}"))
+            failures.append(
+                FailedRecord(None, f"invalid CSV: {exc}", f"{where}:{line_no + reader.line_num}")
+            )
         consumed = lines.consumed - before
         if consumed == 0:
             return

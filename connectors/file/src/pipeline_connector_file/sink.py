@@ -3,14 +3,16 @@ atomically (write to a hidden temp file, rename on commit)."""
 
 from __future__ import annotations
 
+import asyncio
 import bisect
+import contextlib
 import csv
 import gzip
 import io
 import os
 from itertools import accumulate
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import orjson
 
@@ -30,7 +32,7 @@ class _Part:
         self.temp = final.with_name(f".{final.name}.inprogress")
         self.raw: IO[bytes] = open(self.temp, "wb", buffering=1 << 20)  # noqa: SIM115
         self.handle: IO[bytes] = (
-            gzip.GzipFile(fileobj=self.raw, mode="wb", compresslevel=6, mtime=0)
+            cast(IO[bytes], gzip.GzipFile(fileobj=self.raw, mode="wb", compresslevel=6, mtime=0))
             if compress
             else self.raw
         )
@@ -52,10 +54,8 @@ class _Part:
 
     def discard(self) -> None:
         for h in (self.handle, self.raw):
-            try:
+            with contextlib.suppress(OSError, ValueError):
                 h.close()
-            except (OSError, ValueError):
-                pass
         self.temp.unlink(missing_ok=True)
 
 
@@ -84,7 +84,7 @@ class FileSink(Sink[FileSinkConfig]):
     async def open(self, ctx: RuntimeContext) -> None:
         await super().open(ctx)
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            await asyncio.to_thread(self.directory.mkdir, parents=True, exist_ok=True)
         except OSError as exc:
             raise FatalConnectorError(
                 f"cannot create output directory {str(self.directory)!r}: {exc.strerror}",
@@ -104,7 +104,8 @@ class FileSink(Sink[FileSinkConfig]):
                     dumps(r)
                 except TypeError as exc:
                     raise FatalConnectorError(
-                        f"cannot write record {r!r:.200} as JSON: {exc}", component=self.ctx.component
+                        f"cannot write record {r!r:.200} as JSON: {exc}",
+                        component=self.ctx.component,
                     ) from None
             raise
 

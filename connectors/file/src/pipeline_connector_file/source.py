@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import bisect
+import contextlib
 import glob
 import gzip
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from pipeline_connector_file.config import FileSourceConfig, Format
 from pipeline_connector_file.readers import (
@@ -69,7 +71,11 @@ class FileSource(Source[FileSourceConfig]):
             return [p for p in glob.glob(spec, recursive=True) if os.path.isfile(p)]
         p = Path(spec)
         if p.is_dir():
-            walk = p.rglob(self.config.pattern) if self.config.recursive else p.glob(self.config.pattern)
+            walk = (
+                p.rglob(self.config.pattern)
+                if self.config.recursive
+                else p.glob(self.config.pattern)
+            )
             return [
                 str(f)
                 for f in walk
@@ -88,6 +94,10 @@ class FileSource(Source[FileSourceConfig]):
             )
         return files
 
+    def _list_files_with_sizes(self) -> tuple[list[str], dict[str, int]]:
+        files = self._list_files()
+        return files, {f: os.path.getsize(f) for f in files}
+
     def _label(self) -> str:
         ctx = getattr(self, "ctx", None)
         return ctx.component if ctx is not None else "source (file)"
@@ -97,8 +107,8 @@ class FileSource(Source[FileSourceConfig]):
     async def open(self, ctx: RuntimeContext, restored_position: dict[str, Any] | None) -> None:
         await super().open(ctx, restored_position)
         self.batch_size = self.config.batch_size or ctx.batch_size
-        self.files = self._list_files()
-        self._sizes = {f: os.path.getsize(f) for f in self.files}
+        # Listing a large directory must not stall the event loop.
+        self.files, self._sizes = await asyncio.to_thread(self._list_files_with_sizes)
         self._total_bytes = sum(self._sizes.values())
         self._start_index, self._start_offset, self._start_line = 0, 0, 0
         self.total_read = 0
@@ -118,12 +128,12 @@ class FileSource(Source[FileSourceConfig]):
 
     def _open_file(self, path: str) -> tuple[IO[bytes], IO[bytes]]:
         """(stream to read, underlying raw file for progress)."""
-        raw = open(path, "rb", buffering=1 << 20)  # noqa: SIM115 - closed by read()
+        raw: IO[bytes] = open(path, "rb", buffering=1 << 20)  # noqa: SIM115 - closed by read()
         compressed = self.config.compression == "gzip" or (
             self.config.compression == "auto" and path.endswith(".gz")
         )
         if compressed:
-            return gzip.GzipFile(fileobj=raw, mode="rb"), raw
+            return cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb")), raw
         return raw, raw
 
     def _steps(
@@ -179,10 +189,15 @@ class FileSource(Source[FileSourceConfig]):
                     self.total_read += len(records)
                     yield Batch(
                         records,
-                        {"file": path, "offset": offset, "line": line, "total_read": self.total_read},
+                        {
+                            "file": path,
+                            "offset": offset,
+                            "line": line,
+                            "total_read": self.total_read,
+                        },
                         failures,
                     )
-            except OSError as exc:
+            except (OSError, EOFError) as exc:  # EOFError: truncated gzip
                 raise FatalConnectorError(
                     f"reading {path!r} failed: {exc}", component=self._label()
                 ) from exc
@@ -201,8 +216,6 @@ class FileSource(Source[FileSourceConfig]):
         done = self._done_bytes
         raw = self._raw
         if raw is not None and not raw.closed:
-            try:
+            with contextlib.suppress(OSError, ValueError):
                 done += raw.tell()
-            except (OSError, ValueError):
-                pass
         return SourceProgress(done=min(done, self._total_bytes), total=self._total_bytes)

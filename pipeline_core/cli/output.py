@@ -1,0 +1,23 @@
+"""Shared console helpers: one line per problem, no tracebacks."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from pipeline_core.errors import ConfigError, PipelineError
+
+__all__ = ["err", "out", "print_error"]
+
+out = Console(highlight=False, emoji=False)
+err = Console(stderr=True, highlight=False, emoji=False)
+
+
+def print_error(exc: BaseException) -> None:
+    """Print an error as the CLI does: ``error: <one line per problem>``."""
+    if isinstance(exc, ConfigError):
+        for problem in exc.problems:
+            err.print(f"[bold red]error:[/] {problem}", markup=True, soft_wrap=True)
+    elif isinstance(exc, PipelineError):
+        err.print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
+    else:
+        err.print(f"[bold red]error:[/] {type(exc).__name__}: {exc}", markup=True, soft_wrap=True)

@@ -1,0 +1,161 @@
+"""``pipeline-run run JOBFILE`` and ``pipeline-run validate JOBFILE``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from pipeline_core.cli.output import err, out, print_error
+from pipeline_core.errors import PipelineError
+from pipeline_core.model.loader import load_job_file
+from pipeline_core.plugins.manager import Plugins, load_plugins
+from pipeline_core.runtime.metrics import RunMetrics
+from pipeline_core.runtime.prepare import PreparedJob, prepare
+from pipeline_core.runtime.result import ExecutionStatus, JobResult
+from pipeline_core.runtime.runner import execute
+
+__all__ = ["add_parsers"]
+
+EXIT_FAILED, EXIT_CONFIG, EXIT_CANCELLED = 1, 2, 130
+
+
+def _load(path: str) -> tuple[Plugins, PreparedJob]:
+    plugins = load_plugins()
+    for failure in plugins.failures:
+        err.print(f"[yellow]warning:[/] {failure}", markup=True, soft_wrap=True)
+    job = load_job_file(path)
+    return plugins, prepare(job, plugins)
+
+
+def _describe(prepared: PreparedJob) -> str:
+    steps = len(prepared.stream)
+    return f"{prepared.source_label} → {steps} step{'s' * (steps != 1)} → {prepared.sink_label}"
+
+
+def _refresh(progress: Progress, task: TaskID, metrics: RunMetrics) -> None:
+    src = metrics.source_progress() if metrics.source_progress else None
+    known = src is not None and bool(src.total)
+    progress.update(
+        task,
+        completed=src.done if src is not None and known else None,
+        total=src.total if src is not None and known else None,
+        records=f"{metrics.records_read:,}",
+        rate=f"{metrics.throughput:,.0f}",
+        failed=metrics.failed_records,
+    )
+
+
+async def _run(
+    prepared: PreparedJob, plugins: Plugins, metrics: RunMetrics, show_progress: bool
+) -> JobResult:
+    if not show_progress:
+        return await execute(prepared, plugins, metrics=metrics)
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>5.1f}%"),
+        TextColumn("{task.fields[records]} records"),
+        TextColumn("{task.fields[rate]} rec/s"),
+        TextColumn("[red]{task.fields[failed]} failed"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=False,
+    )
+    task = progress.add_task(prepared.job.name, total=None, records="0", rate="0", failed=0)
+
+    async def ticker() -> None:
+        while True:
+            _refresh(progress, task, metrics)
+            await asyncio.sleep(0.2)
+
+    with progress:
+        tick = asyncio.create_task(ticker())
+        try:
+            return await execute(prepared, plugins, metrics=metrics)
+        finally:
+            tick.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await tick
+            _refresh(progress, task, metrics)
+
+
+def _summary(
+    job_name: str, status: ExecutionStatus, metrics: RunMetrics, error: str | None
+) -> None:
+    colour = {"COMPLETED": "green", "FAILED": "red", "CANCELLED": "yellow"}.get(
+        status.value, "white"
+    )
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    table.add_row("job", job_name)
+    table.add_row("status", f"[{colour}]{status.value}[/]")
+    table.add_row("records read", f"{metrics.records_read:,}")
+    table.add_row("records written", f"{metrics.records_written:,}")
+    table.add_row("failed", f"{metrics.failed_records:,}")
+    table.add_row("dropped", f"{metrics.dropped_records:,}")
+    table.add_row("duration", f"{metrics.elapsed:.2f} s")
+    table.add_row("throughput", f"{metrics.throughput:,.0f} records/s")
+    out.print(table)
+    if metrics.first_failure:
+        err.print(
+            f"[yellow]first failed record:[/] {metrics.first_failure}", markup=True, soft_wrap=True
+        )
+    if error:
+        err.print(f"[bold red]error:[/] {error}", markup=True, soft_wrap=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        plugins, prepared = _load(args.jobfile)
+    except PipelineError as exc:
+        print_error(exc)
+        return EXIT_CONFIG
+    show = not args.no_progress and err.is_terminal
+    metrics = RunMetrics()
+    if not args.quiet:
+        err.print(f"running [bold]{prepared.job.name}[/]: {_describe(prepared)}", markup=True)
+    try:
+        result = asyncio.run(_run(prepared, plugins, metrics, show))
+    except KeyboardInterrupt:
+        _summary(prepared.job.name, ExecutionStatus.CANCELLED, metrics, None)
+        err.print("cancelled: no output was committed by the interrupted run", soft_wrap=True)
+        return EXIT_CANCELLED
+    _summary(prepared.job.name, result.status, metrics, result.error)
+    if result.status is ExecutionStatus.FAILED and args.traceback and result.error_trace:
+        err.print(result.error_trace, markup=False, highlight=False)
+    return 0 if result.status is ExecutionStatus.COMPLETED else EXIT_FAILED
+
+
+def validate(args: argparse.Namespace) -> int:
+    try:
+        _plugins, prepared = _load(args.jobfile)
+    except PipelineError as exc:
+        print_error(exc)
+        return EXIT_CONFIG
+    out.print(f"ok: job {prepared.job.name!r}: {_describe(prepared)}")
+    return 0
+
+
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("run", help="run a job file in the foreground")
+    p.add_argument("jobfile", help="a YAML or JSON job definition")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", "-q", action="store_true", help="only the summary")
+    p.add_argument("--traceback", action="store_true", help="print the traceback of a failure")
+    p.set_defaults(func=run)
+    v = sub.add_parser("validate", help="check a job file without running it")
+    v.add_argument("jobfile")
+    v.set_defaults(func=validate)

@@ -1,0 +1,31 @@
+"""Test helpers for the core's own tests and for connector authors.
+
+- :class:`MemorySource` — records from a list, with :data:`EOF` / :data:`ABORT` sentinels;
+  its position is the index of the next record, so restore tests are exact.
+- :class:`ListSink` — keeps what was written and what was committed, separately.
+- :func:`run` — validate and run a job synchronously.
+- the ``pipeline_plugins`` pytest fixture (this package is a pytest plugin): a
+  :class:`~pipeline_core.Plugins` with only the plugin modules a test passes.
+"""
+
+from pipeline_core.testing.doubles import (
+    ABORT,
+    EOF,
+    ListSink,
+    ListSinkConfig,
+    MemorySource,
+    MemorySourceConfig,
+    SourceAborted,
+)
+from pipeline_core.testing.helpers import run
+
+__all__ = [
+    "ABORT",
+    "EOF",
+    "ListSink",
+    "ListSinkConfig",
+    "MemorySource",
+    "MemorySourceConfig",
+    "SourceAborted",
+    "run",
+]
