@@ -80,7 +80,7 @@ class RuntimeContext:
     job_name: str
     execution_id: str
     component: str
-    batch_size: int = 1000
+    batch_size: int = 256
 
 
 @attrs.frozen

@@ -115,8 +115,8 @@ class JobConfig:
     backpressure: BackpressureStrategy = BackpressureStrategy.BUFFER
     #: Records the buffer between source and pipeline holds before backpressure applies.
     buffer_size: int = attrs.field(default=10_000, validator=_positive)
-    source_batch_size: int = attrs.field(default=1000, validator=_positive)
-    sink_batch_size: int = attrs.field(default=1000, validator=_positive)
+    source_batch_size: int = attrs.field(default=256, validator=_positive)
+    sink_batch_size: int = attrs.field(default=256, validator=_positive)
     #: Worker processes for steps marked ``cpu=True`` (1 = run them in the event loop).
     parallelism: int = attrs.field(default=1, validator=_positive)
     max_retry_times: int = attrs.field(default=0, validator=_non_negative)

@@ -4,13 +4,13 @@ atomically (write to a hidden temp file, rename on commit)."""
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
 import csv
+import functools
 import gzip
 import io
 import os
-from itertools import accumulate
+from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -20,6 +20,9 @@ from pipeline_connector_file.config import FileSinkConfig
 from pipeline_core import FatalConnectorError, RuntimeContext, Sink
 
 __all__ = ["FileSink"]
+
+
+_dumps_line = functools.partial(orjson.dumps, option=orjson.OPT_APPEND_NEWLINE)
 
 
 class _Part:
@@ -94,21 +97,6 @@ class FileSink(Sink[FileSinkConfig]):
 
     # --- encoding ------------------------------------------------------------------
 
-    def _encode_jsonl(self, records: list[Any]) -> list[bytes]:
-        dumps = orjson.dumps
-        try:
-            return [dumps(r) for r in records]
-        except TypeError:
-            for r in records:
-                try:
-                    dumps(r)
-                except TypeError as exc:
-                    raise FatalConnectorError(
-                        f"cannot write record {r!r:.200} as JSON: {exc}",
-                        component=self.ctx.component,
-                    ) from None
-            raise
-
     def _encode_csv(self, records: list[Any]) -> list[bytes]:
         if self.fields is None:
             first = records[0]
@@ -122,7 +110,7 @@ class FileSink(Sink[FileSinkConfig]):
         buf = io.StringIO()
         writer = csv.writer(buf, delimiter=self.config.csv_delimiter, lineterminator="\n")
         encoding = self.config.encoding
-        out = []
+        out = []  # small bytes objects: cheap to hold, unlike orjson's output
         for r in records:
             try:
                 writer.writerow([r[f] for f in fields])
@@ -166,49 +154,63 @@ class FileSink(Sink[FileSinkConfig]):
             self.finished.append(self.current)
             self.current = None
 
+    def _check_jsonl(self, records: list[Any]) -> None:
+        """Name the record orjson cannot serialise (only called after a failure)."""
+        for r in records:
+            try:
+                orjson.dumps(r)
+            except TypeError as exc:
+                raise FatalConnectorError(
+                    f"cannot write record {r!r:.200} as JSON: {exc}", component=self.ctx.component
+                ) from None
+
+    def _part(self) -> _Part:
+        if self.current is None:
+            self.current = self._new_part()
+        return self.current
+
     async def write(self, records: list[Any]) -> None:
         if not records:
             return
-        cfg = self.config
-        if cfg.format == "jsonl":
-            lines = self._encode_jsonl(records)
-            newline = b"\n"
-        else:
-            lines = self._encode_csv(records)
-            newline = b""
-        if cfg.max_records_per_file is None and cfg.max_bytes_per_file is None:
-            if self.current is None:
-                self.current = self._new_part()
-            data = newline.join(lines) + newline if newline else b"".join(lines)
-            self.current.write(data, len(lines))
-            return
-        self._write_rolling(lines, newline)
+        try:
+            if self.config.format == "csv":
+                self._write_lines(self._encode_csv(records))
+            elif self.config.max_bytes_per_file is not None:
+                self._write_lines(map(_dumps_line, records))
+            else:
+                self._write_jsonl_by_count(records)
+        except TypeError:
+            self._check_jsonl(records)
+            raise
 
-    def _write_rolling(self, lines: list[bytes], newline: bytes) -> None:
-        cfg = self.config
-        max_records = cfg.max_records_per_file or len(lines) + 1
-        max_bytes = cfg.max_bytes_per_file
-        ends = list(accumulate(len(x) + len(newline) for x in lines)) if max_bytes else []
+    def _write_jsonl_by_count(self, records: list[Any]) -> None:
+        # writelines over a lazy map: each encoded line is freed right after it is
+        # written. Holding a batch of them in a list costs 2x here (malloc churn).
+        limit = self.config.max_records_per_file
         start = 0
-        while start < len(lines):
-            if self.current is None:
-                self.current = self._new_part()
-            part = self.current
-            take = min(len(lines) - start, max_records - part.records)
-            if max_bytes is not None:
-                room = max_bytes - part.size
-                base = ends[start - 1] if start else 0
-                fits = bisect.bisect_right(ends, base + room, start, start + take) - start
-                # A record larger than a whole file still gets written, alone.
-                take = fits if fits or part.records else 1
-            if take <= 0:
+        while start < len(records):
+            part = self._part()
+            room = len(records) if limit is None else limit - part.records
+            stop = min(len(records), start + room)
+            chunk = records[start:stop] if start or stop < len(records) else records
+            part.handle.writelines(map(_dumps_line, chunk))
+            part.records += stop - start
+            start = stop
+            if limit is not None and part.records >= limit:
                 self._roll()
-                continue
-            chunk = lines[start : start + take]
-            data = newline.join(chunk) + newline if newline else b"".join(chunk)
-            part.write(data, take)
-            start += take
-            if part.records >= max_records or (max_bytes is not None and part.size >= max_bytes):
+
+    def _write_lines(self, lines: Iterable[bytes]) -> None:
+        """Write encoded lines one by one, rolling by record count and byte size."""
+        max_records = self.config.max_records_per_file
+        max_bytes = self.config.max_bytes_per_file
+        for line in lines:
+            part = self._part()
+            # A record larger than a whole file still gets written, alone.
+            if max_bytes is not None and part.records and part.size + len(line) > max_bytes:
+                self._roll()
+                part = self._part()
+            part.write(line, 1)
+            if max_records is not None and part.records >= max_records:
                 self._roll()
 
     # --- two-phase commit ----------------------------------------------------------
