@@ -98,15 +98,16 @@ def _structure_any(value: Any, _t: Any) -> Any:
 
 def _make_converter() -> cattrs.Converter:
     c = cattrs.Converter(forbid_extra_keys=True)
+    # cattrs dispatches classes through functools.singledispatch (subclasses included),
+    # so StrEnum/IntEnum need their own registrations or the str/int hook takes them.
     c.register_structure_hook(int, _strict(int))
     c.register_structure_hook(float, _strict(float, accept=(int,)))
     c.register_structure_hook(str, _strict(str))
     c.register_structure_hook(bool, _strict(bool))
+    for enum_base in (enum.Enum, enum.StrEnum, enum.IntEnum):
+        c.register_structure_hook(enum_base, _structure_enum)
     c.register_structure_hook(dt.timedelta, lambda v, _t: parse_duration(v))
     c.register_unstructure_hook(dt.timedelta, lambda v: f"{v.total_seconds():g}s")
-    c.register_structure_hook_func(
-        lambda t: isinstance(t, type) and issubclass(t, enum.Enum), _structure_enum
-    )
     literal: Any = typing.Literal
     c.register_structure_hook_func(lambda t: typing.get_origin(t) is literal, _structure_literal)
     c.register_structure_hook(typing.Any, _structure_any)

@@ -132,6 +132,11 @@ class _Execution:
         sink_batch = self.cfg.sink_batch_size
         operators, errors, buffer = self.operators, self.errors, self.buffer
         while True:
+            if self.pending and not len(buffer):
+                # Coalesce only while more input is waiting: an idle source must not
+                # leave records sitting in the runtime.
+                out, self.pending = self.pending, []
+                await self._write(out)
             item = await buffer.get()
             if item is _END:
                 break
