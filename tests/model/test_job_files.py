@@ -75,7 +75,8 @@ def test_good_file_loads_into_the_model(jobdir: Path) -> None:
 
 
 def test_json_file_is_accepted(jobdir: Path) -> None:
-    import yaml, orjson  # noqa: E401
+    import orjson
+    import yaml
 
     data = yaml.safe_load(GOOD)
     job = load_job_file(write(jobdir, orjson.dumps(data).decode(), "job.json"))
@@ -188,5 +189,5 @@ def test_several_mistakes_are_all_reported(jobdir: Path) -> None:
 
 
 def test_missing_job_file() -> None:
-    with pytest.raises(ConfigError, match="cannot read job file 'nope.yaml'"):
+    with pytest.raises(ConfigError, match=r"cannot read job file 'nope\.yaml'"):
         load_job_file("nope.yaml")
