@@ -1,0 +1,123 @@
+"""``pipeline-run`` end to end: quickstart, errors, connectors, Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import orjson
+
+from tests.conftest import BIN, REPO, pipeline_run
+
+
+def test_quickstart_job_runs_end_to_end(tmp_path: Path) -> None:
+    # Run the shipped example from a copy of the repo layout, as a new user would.
+    shutil.copytree(
+        REPO / "examples", tmp_path / "examples", ignore=shutil.ignore_patterns("output")
+    )
+    proc = pipeline_run("run", "examples/quickstart.yaml", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "COMPLETED" in proc.stdout
+    out = sorted((tmp_path / "examples/output/orders").iterdir())
+    rows = [orjson.loads(line) for p in out for line in p.read_bytes().splitlines()]
+    assert len(out) == 4 and all(not p.name.startswith(".") for p in out)
+    assert len(rows) == 3383
+    assert all(r["total"] == round(r["amount"] + r["vat"], 2) and r["amount"] >= 20 for r in rows)
+    dead = [
+        orjson.loads(line)
+        for p in (tmp_path / "examples/output/dead-letter").iterdir()
+        for line in p.read_bytes().splitlines()
+    ]
+    assert [d["where"].rsplit(":", 1)[1] for d in dead] == ["1234", "4000"]
+    assert "records read" in proc.stdout and "4,998" in proc.stdout
+    assert "failed" in proc.stdout
+
+
+def test_bad_job_prints_one_line_per_problem_and_exits_2(tmp_path: Path) -> None:
+    (tmp_path / "job.yaml").write_text(
+        "name: broken\n"
+        "source: {type: file, config: {path: in.jsonl, batch_size: abc}}\n"
+        "transform: [{type: map, function: 'nowhere:fn'}]\n"
+        "sink: {type: nosuch}\n"
+    )
+    proc = pipeline_run("run", "job.yaml", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert lines == [
+        "error: job 'broken', source (file): field 'batch_size': expected int, got 'abc'",
+        "error: job 'broken', sink: field 'type': unknown sink type 'nosuch' (installed sink "
+        "types: file; is its connector installed? see `pipeline-run connectors`)",
+        "error: job 'broken', transform step 1 (map): field 'function': cannot import "
+        "'nowhere:fn': No module named 'nowhere'",
+    ]
+
+
+def test_validate_checks_without_running(tmp_path: Path) -> None:
+    shutil.copytree(
+        REPO / "examples", tmp_path / "examples", ignore=shutil.ignore_patterns("output")
+    )
+    proc = pipeline_run("validate", "examples/quickstart.yaml", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "ok: job 'quickstart-orders': source (file) → 3 steps → sink (file)" in proc.stdout
+    assert not (tmp_path / "examples/output").exists()
+
+
+def test_progress_bar_when_attached_to_a_terminal(tmp_path: Path) -> None:
+    shutil.copytree(
+        REPO / "examples", tmp_path / "examples", ignore=shutil.ignore_patterns("output")
+    )
+    proc = pipeline_run("run", "examples/quickstart.yaml", cwd=tmp_path, env={"FORCE_COLOR": "1"})
+    assert proc.returncode == 0, proc.stderr
+    assert "100.0%" in proc.stderr
+    assert "4,998 records" in proc.stderr and "rec/s" in proc.stderr
+
+
+def test_connectors_lists_the_file_connector() -> None:
+    proc = pipeline_run("connectors")
+    assert proc.returncode == 0, proc.stderr
+    file_row = next(line for line in proc.stdout.splitlines() if "pipeline-connector-file" in line)
+    assert "file" in file_row and "0.1.0" in file_row
+    core_row = next(line for line in proc.stdout.splitlines() if "pipeline-core" in line)
+    assert "memory" in core_row
+
+
+def test_ctrl_c_stops_the_job_and_leaves_no_partial_output(tmp_path: Path) -> None:
+    with open(tmp_path / "in.jsonl", "wb") as f:
+        for i in range(50_000):
+            f.write(orjson.dumps({"i": i}) + b"\n")
+    (tmp_path / "job.yaml").write_text(
+        "name: slow\n"
+        "source: {type: file, config: {path: in.jsonl}}\n"
+        "transform: [{type: rate_limit, per_second: 5000}]\n"
+        "sink: {type: file, config: {path: out, max_records_per_file: 1000}}\n"
+    )
+    proc = subprocess.Popen(
+        [str(BIN / "pipeline-run"), "run", "--no-progress", "job.yaml"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    out = tmp_path / "out"
+    deadline = time.monotonic() + 30
+    # Wait until parts were rolled and one is being written: the interesting moment.
+    while time.monotonic() < deadline:
+        if out.exists() and len(list(out.iterdir())) >= 3:
+            break
+        time.sleep(0.05)
+    else:
+        proc.kill()
+        raise AssertionError("the job never started writing")
+    assert proc.poll() is None, "the job finished before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130, stderr
+    assert "CANCELLED" in stdout
+    assert "Traceback" not in stderr
+    assert list(out.iterdir()) == []  # no complete-looking file, no temp file left behind
