@@ -176,3 +176,7 @@ class Sink(abc.ABC, Generic[C]):
 
     async def close(self) -> None:
         """Release resources; discard anything not committed. Idempotent."""
+
+    def describe_output(self) -> str | None:
+        """One line for the run summary saying where committed output went, if useful."""
+        return None

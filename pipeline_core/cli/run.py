@@ -134,6 +134,8 @@ def run(args: argparse.Namespace) -> int:
         err.print("cancelled: no output was committed by the interrupted run", soft_wrap=True)
         return EXIT_CANCELLED
     _summary(prepared.job.name, result.status, metrics, result.error)
+    for line in result.outputs:
+        out.print(f"output: {line}", soft_wrap=True)
     if result.status is ExecutionStatus.FAILED and args.traceback and result.error_trace:
         err.print(result.error_trace, markup=False, highlight=False)
     return 0 if result.status is ExecutionStatus.COMPLETED else EXIT_FAILED

@@ -39,6 +39,8 @@ class JobResult:
     error_trace: str | None = None
     exception: BaseException | None = attrs.field(default=None, eq=False, repr=False)
     last_position: dict[str, Any] | None = None
+    #: "sink (file): 4 files in out/" — what each sink says it committed.
+    outputs: tuple[str, ...] = ()
 
     @property
     def processed_records(self) -> int:

@@ -189,6 +189,15 @@ def _dead_letter_record(failed: FailedRecord) -> dict[str, Any]:
     return {"where": failed.where, "error": failed.error, "record": record}
 
 
+def _outputs(sinks: list[tuple[str, Sink[Any] | None]]) -> tuple[str, ...]:
+    lines = []
+    for label, sink in sinks:
+        text = sink.describe_output() if sink is not None else None
+        if text:
+            lines.append(f"{label}: {text}")
+    return tuple(lines)
+
+
 async def execute(
     prepared: PreparedJob,
     plugins: Plugins,
@@ -270,6 +279,11 @@ async def execute(
             error_trace="".join(traceback.format_exception(error)) if error else None,
             exception=error,
             last_position=run.last_position,
+            outputs=_outputs(
+                [(prepared.sink_label, sink), ("dead_letter sink", dead_letter)]
+                if status is ExecutionStatus.COMPLETED
+                else []
+            ),
         )
         if status is ExecutionStatus.FAILED and error is not None:
             _notify(

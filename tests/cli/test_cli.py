@@ -35,6 +35,8 @@ def test_quickstart_job_runs_end_to_end(tmp_path: Path) -> None:
     assert [d["where"].rsplit(":", 1)[1] for d in dead] == ["1234", "4000"]
     assert "records read" in proc.stdout and "4,998" in proc.stdout
     assert "failed" in proc.stdout
+    assert "output: sink (file): 4 files in examples/output/orders/" in proc.stdout
+    assert "output: dead_letter sink: 1 file in examples/output/dead-letter/" in proc.stdout
 
 
 def test_bad_job_prints_one_line_per_problem_and_exits_2(tmp_path: Path) -> None:

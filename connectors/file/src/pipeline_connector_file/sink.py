@@ -235,6 +235,10 @@ class FileSink(Sink[FileSinkConfig]):
             finally:
                 os.close(fd)
 
+    def describe_output(self) -> str | None:
+        n = len(self.committed)
+        return f"{n} file{'s' * (n != 1)} in {self.directory}/" if n else "no records, no files"
+
     async def close(self) -> None:
         parts = [*self.finished, *(p for ps in self.staged.values() for p in ps)]
         if self.current is not None:
