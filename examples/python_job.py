@@ -1,6 +1,6 @@
 """The quickstart job written in Python instead of YAML.
 
-    python examples/python_job.py
+python examples/python_job.py
 """
 
 from __future__ import annotations

@@ -126,9 +126,14 @@ def test_ctrl_c_stops_the_job_and_leaves_no_partial_output(tmp_path: Path) -> No
 
 
 def test_python_example_runs(tmp_path: Path) -> None:
-    shutil.copytree(REPO / "examples", tmp_path / "examples", ignore=shutil.ignore_patterns("output"))
+    shutil.copytree(
+        REPO / "examples", tmp_path / "examples", ignore=shutil.ignore_patterns("output")
+    )
     proc = subprocess.run(
-        [str(BIN / "python"), "examples/python_job.py"], cwd=tmp_path, capture_output=True, text=True
+        [str(BIN / "python"), "examples/python_job.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("COMPLETED: read 4998, wrote 3383, failed 2")
