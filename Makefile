@@ -9,7 +9,7 @@ CONNECTORS := connectors/file
 $(BIN)/pipeline-run: pyproject.toml $(foreach c,$(CONNECTORS),$(c)/pyproject.toml)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]' $(foreach c,$(CONNECTORS),-e $(c))
+	$(BIN)/python -m pip install --quiet -e '.[dev,postgres]' $(foreach c,$(CONNECTORS),-e $(c))
 	touch $@
 
 setup: $(BIN)/pipeline-run

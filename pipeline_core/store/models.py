@@ -1,0 +1,248 @@
+"""SQLAlchemy models of the metadata database.
+
+The five tables of the original design keep their names and columns. Two additions:
+
+- ``pipeline_job_definition_version`` keeps every version of a job's definition, so
+  ``pipeline_job_definition`` can stay one row per job (``job_name`` unique, holding the
+  latest version) while ``get(name, version)`` reads history;
+- ``pipeline_job_execution_transition`` records every lifecycle transition with its time.
+
+``pipeline_job_execution`` also has ``job_version`` (which version ran) and, for several
+runner instances sharing one database, ``owner_instance`` and ``heartbeat_time``. Index
+names are prefixed by table where the original design reused a name (PostgreSQL index
+names are per schema). All times are UTC.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "Base",
+    "Checkpoint",
+    "Execution",
+    "ExecutionTransition",
+    "JobConfigRow",
+    "JobDefinition",
+    "JobDefinitionVersion",
+    "JobSchedule",
+    "utcnow",
+]
+
+# BIGSERIAL on PostgreSQL; SQLite only auto-increments INTEGER PRIMARY KEY.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+JsonDoc = JSON().with_variant(JSONB(), "postgresql")
+
+
+def utcnow() -> dt.datetime:
+    """Now, in UTC, without tzinfo (how every time is stored)."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(
+        naming_convention={
+            "pk": "pk_%(table_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s",
+            "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+            "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        }
+    )
+
+
+def _now_column() -> Mapped[dt.datetime]:
+    return mapped_column(DateTime(), nullable=False, default=utcnow, server_default=func.now())
+
+
+class JobDefinition(Base):
+    """One row per job: its handle (``job_name``) and its latest version."""
+
+    __tablename__ = "pipeline_job_definition"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    job_name: Mapped[str] = mapped_column(String(200), nullable=False, unique=True)
+    job_type: Mapped[str] = mapped_column(String(50), nullable=False)
+    version: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("1"))
+    dag_definition: Mapped[str] = mapped_column(Text, nullable=False)
+    description: Mapped[str | None] = mapped_column(Text)
+    enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
+    create_time: Mapped[dt.datetime] = _now_column()
+    update_time: Mapped[dt.datetime] = _now_column()
+    created_by: Mapped[str | None] = mapped_column(String(100))
+    updated_by: Mapped[str | None] = mapped_column(String(100))
+
+    __table_args__ = (
+        Index("idx_job_definition_job_name", "job_name"),
+        Index("idx_job_definition_enabled", "enabled"),
+        Index("idx_job_definition_job_type", "job_type"),
+    )
+
+
+class JobDefinitionVersion(Base):
+    """Every version a job has had; version 1 is the registration."""
+
+    __tablename__ = "pipeline_job_definition_version"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    job_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("pipeline_job_definition.id"), nullable=False
+    )
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    job_type: Mapped[str] = mapped_column(String(50), nullable=False)
+    dag_definition: Mapped[str] = mapped_column(Text, nullable=False)
+    description: Mapped[str | None] = mapped_column(Text)
+    #: sha256 of the canonical definition: re-importing an unchanged file adds no version
+    definition_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    create_time: Mapped[dt.datetime] = _now_column()
+    created_by: Mapped[str | None] = mapped_column(String(100))
+
+    __table_args__ = (UniqueConstraint("job_id", "version"),)
+
+
+class Execution(Base):
+    __tablename__ = "pipeline_job_execution"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    execution_id: Mapped[str] = mapped_column(String(100), nullable=False, unique=True)
+    job_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("pipeline_job_definition.id"), nullable=False
+    )
+    job_name: Mapped[str] = mapped_column(String(200), nullable=False)
+    job_version: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(50), nullable=False)
+    start_time: Mapped[dt.datetime] = mapped_column(DateTime(), nullable=False)
+    end_time: Mapped[dt.datetime | None] = mapped_column(DateTime())
+    duration_ms: Mapped[int | None] = mapped_column(BigInteger)
+    processed_records: Mapped[int | None] = mapped_column(BigInteger, server_default=text("0"))
+    failed_records: Mapped[int | None] = mapped_column(BigInteger, server_default=text("0"))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    error_stack_trace: Mapped[str | None] = mapped_column(Text)
+    checkpoint_path: Mapped[str | None] = mapped_column(String(500))
+    retry_count: Mapped[int | None] = mapped_column(Integer, server_default=text("0"))
+    triggered_by: Mapped[str | None] = mapped_column(String(100))
+    owner_instance: Mapped[str | None] = mapped_column(String(200))
+    heartbeat_time: Mapped[dt.datetime | None] = mapped_column(DateTime())
+
+    __table_args__ = (
+        Index("idx_execution_id", "execution_id"),
+        # (job_id, start_time): a backward scan serves "newest first"; an explicit DESC
+        # cannot be reflected on SQLite, so migrations could not be checked there.
+        Index("idx_job_id_start_time", "job_id", "start_time"),
+        Index("idx_status", "status"),
+        Index("idx_execution_job_name", "job_name"),
+    )
+
+
+class ExecutionTransition(Base):
+    """Every lifecycle transition of an execution, with its time."""
+
+    __tablename__ = "pipeline_job_execution_transition"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    execution_id: Mapped[str] = mapped_column(
+        String(100), ForeignKey("pipeline_job_execution.execution_id"), nullable=False
+    )
+    from_status: Mapped[str | None] = mapped_column(String(50))
+    to_status: Mapped[str] = mapped_column(String(50), nullable=False)
+    transition_time: Mapped[dt.datetime] = _now_column()
+    message: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("idx_transition_execution", "execution_id", "id"),)
+
+
+class Checkpoint(Base):
+    __tablename__ = "pipeline_checkpoint"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    execution_id: Mapped[str] = mapped_column(
+        String(100), ForeignKey("pipeline_job_execution.execution_id"), nullable=False
+    )
+    checkpoint_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    checkpoint_type: Mapped[str] = mapped_column(String(50), nullable=False)
+    status: Mapped[str] = mapped_column(String(50), nullable=False)
+    state_data: Mapped[dict[str, Any]] = mapped_column(JsonDoc, nullable=False)
+    storage_path: Mapped[str | None] = mapped_column(String(500))
+    storage_size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    create_time: Mapped[dt.datetime] = _now_column()
+    complete_time: Mapped[dt.datetime | None] = mapped_column(DateTime())
+    is_savepoint: Mapped[bool | None] = mapped_column(Boolean, server_default=text("false"))
+
+    __table_args__ = (
+        UniqueConstraint("execution_id", "checkpoint_id"),
+        Index("idx_execution_checkpoint", "execution_id", "checkpoint_id"),
+        Index("idx_create_time", "create_time"),
+        Index(
+            "idx_savepoint",
+            "is_savepoint",
+            postgresql_where=text("is_savepoint = true"),
+            sqlite_where=text("is_savepoint = 1"),
+        ),
+    )
+
+
+class JobConfigRow(Base):
+    """A typed per-job config override (``config_type`` STRING / INT / BOOLEAN / JSON)."""
+
+    __tablename__ = "pipeline_job_config"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    job_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("pipeline_job_definition.id"), nullable=False
+    )
+    config_key: Mapped[str] = mapped_column(String(200), nullable=False)
+    config_value: Mapped[str] = mapped_column(Text, nullable=False)
+    config_type: Mapped[str] = mapped_column(String(50), nullable=False)
+    description: Mapped[str | None] = mapped_column(Text)
+    create_time: Mapped[dt.datetime] = _now_column()
+    update_time: Mapped[dt.datetime] = _now_column()
+
+    __table_args__ = (
+        UniqueConstraint("job_id", "config_key"),
+        Index("idx_job_config", "job_id"),
+    )
+
+
+class JobSchedule(Base):
+    __tablename__ = "pipeline_job_schedule"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    job_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("pipeline_job_definition.id"), nullable=False, unique=True
+    )
+    schedule_type: Mapped[str] = mapped_column(String(50), nullable=False)
+    cron_expression: Mapped[str | None] = mapped_column(String(100))
+    event_topic: Mapped[str | None] = mapped_column(String(200))
+    dependencies: Mapped[str | None] = mapped_column(Text)
+    enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
+    last_trigger_time: Mapped[dt.datetime | None] = mapped_column(DateTime())
+    next_trigger_time: Mapped[dt.datetime | None] = mapped_column(DateTime())
+    create_time: Mapped[dt.datetime] = _now_column()
+
+    __table_args__ = (
+        Index("idx_schedule_job", "job_id"),
+        Index(
+            "idx_next_trigger",
+            "next_trigger_time",
+            postgresql_where=text("enabled = true"),
+            sqlite_where=text("enabled = 1"),
+        ),
+    )
