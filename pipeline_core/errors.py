@@ -15,7 +15,11 @@
      ├── RecordError               a record failed in a step and on_error is ``fail``
      ├── BackpressureError         the buffer overflowed under the ERROR strategy
      ├── StateError                state backend misuse or failure
-     └── CheckpointError           a checkpoint could not be taken or restored
+     ├── CheckpointError           a checkpoint could not be taken or restored
+     └── RegistryError             the metadata database refused an operation
+          ├── JobNotFound          no job (or no such version) by that name
+          ├── JobAlreadyExists     register() of a name that is taken
+          └── SchemaError          the database schema is missing or out of date
 
 Every error carries structured attributes (``job``, ``component``, ``field``) so that
 the command line can print one line per problem without a traceback.
@@ -37,11 +41,15 @@ __all__ = [
     "ConnectorLoadError",
     "ConnectorNotFound",
     "FatalConnectorError",
+    "JobAlreadyExists",
+    "JobNotFound",
     "PipelineError",
     "PluginError",
     "Problem",
     "RecordError",
+    "RegistryError",
     "RetriableConnectorError",
+    "SchemaError",
     "StateError",
 ]
 
@@ -197,3 +205,19 @@ class StateError(PipelineError):
 
 class CheckpointError(PipelineError):
     """A checkpoint could not be taken, persisted or restored."""
+
+
+class RegistryError(PipelineError):
+    """The metadata database refused an operation."""
+
+
+class JobNotFound(RegistryError):
+    """No job by that name, or no such version of it."""
+
+
+class JobAlreadyExists(RegistryError):
+    """``register`` of a job name that is already registered (use ``update``)."""
+
+
+class SchemaError(RegistryError):
+    """The metadata database's schema is missing or older than this pipeline-core."""

@@ -112,6 +112,8 @@ class JobConfig:
     checkpoint_interval: dt.timedelta | None = None
     #: Take a checkpoint after this many records; None = no record-count trigger.
     checkpoint_every_records: int | None = attrs.field(default=None, validator=_positive)
+    #: Completed checkpoints to keep (savepoints are always kept).
+    checkpoint_retention: int = attrs.field(default=10, validator=_positive)
     backpressure: BackpressureStrategy = BackpressureStrategy.BUFFER
     #: Records the buffer between source and pipeline holds before backpressure applies.
     buffer_size: int = attrs.field(default=10_000, validator=_positive)

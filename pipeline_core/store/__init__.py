@@ -1,0 +1,63 @@
+"""The metadata database: job registry, execution records (and later checkpoints and
+schedules), on SQLite by default or PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+
+from pipeline_core.store.engine import database_url, make_engine, safe_url
+from pipeline_core.store.executions import ExecutionRecord, ExecutionStore, Transition
+from pipeline_core.store.migrate import check_schema, upgrade
+from pipeline_core.store.registry import ImportReport, JobDefinition, JobRegistry
+
+__all__ = [
+    "ExecutionRecord",
+    "ExecutionStore",
+    "ImportReport",
+    "JobDefinition",
+    "JobRegistry",
+    "MetadataStore",
+    "Transition",
+]
+
+
+class MetadataStore:
+    """The engine plus the repositories over it.
+
+    :meth:`open` refuses a database whose schema is missing or out of date, saying to
+    run ``pipeline-run db upgrade`` — except the embedded default SQLite file when it
+    does not exist yet, which is created at the current schema (an embedded store needs
+    no separate install step).
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.registry = JobRegistry(engine)
+        self.executions = ExecutionStore(engine)
+
+    @property
+    def url(self) -> str:
+        return safe_url(self.engine.url.render_as_string(hide_password=False))
+
+    @classmethod
+    def open(cls, url: str | None = None, *, check: bool = True) -> MetadataStore:
+        resolved = database_url(url)
+        parsed = make_url(resolved)
+        brand_new_sqlite = (
+            parsed.get_backend_name() == "sqlite"
+            and bool(parsed.database)
+            and parsed.database != ":memory:"
+            and not Path(parsed.database or "").exists()
+        )
+        engine = make_engine(resolved)
+        if brand_new_sqlite:
+            upgrade(engine)
+        elif check:
+            check_schema(engine)
+        return cls(engine)
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -8,7 +8,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
-from pipeline_core.errors import PipelineError
+from pipeline_core.errors import SchemaError
 from pipeline_core.store.engine import safe_url
 
 __all__ = [
@@ -19,10 +19,6 @@ __all__ = [
     "head_revision",
     "upgrade",
 ]
-
-
-class SchemaError(PipelineError):
-    """The metadata database's schema is missing or older than this pipeline-core."""
 
 
 def alembic_config() -> Config:

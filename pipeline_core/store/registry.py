@@ -1,0 +1,345 @@
+"""JobRegistry: versioned job definitions in the metadata database.
+
+``pipeline_job_definition`` holds one row per job (the unique ``job_name`` and its latest
+version); ``pipeline_job_definition_version`` keeps every version. ``update`` locks the
+job's row (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite transactions start with
+``BEGIN IMMEDIATE``), so concurrent updates from several processes queue up: no version
+number is used twice and no update is lost.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import attrs
+import orjson
+from sqlalchemy import Engine, delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from pipeline_core.config.converter import structure
+from pipeline_core.errors import ConfigError, JobAlreadyExists, JobNotFound, Problem
+from pipeline_core.model.job import JobConfig, PipelineJob
+from pipeline_core.model.loader import job_from_dict, load_job_file
+from pipeline_core.store import models as m
+from pipeline_core.store.job_config import config_field, decode_value, encode_value
+from pipeline_core.store.serialize import dag_hash, dag_to_yaml, job_to_dag
+
+__all__ = ["ImportReport", "JobDefinition", "JobRegistry"]
+
+JOB_FILE_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+@attrs.frozen(kw_only=True)
+class JobDefinition:
+    """One version of a registered job (the original design's JobDefinition)."""
+
+    id: int
+    job_name: str
+    job_type: str
+    version: int
+    latest_version: int
+    dag_definition: dict[str, Any]
+    description: str | None
+    enabled: bool
+    create_time: dt.datetime
+    update_time: dt.datetime
+    created_by: str | None
+    updated_by: str | None
+    #: Typed overrides from pipeline_job_config, by key as stored.
+    config: dict[str, Any] = attrs.field(factory=dict)
+
+    def effective_dag(self) -> dict[str, Any]:
+        """The definition with the per-job config rows applied to its ``config``."""
+        dag = dict(self.dag_definition)
+        cfg = dict(dag.get("config") or {})
+        for key, value in self.config.items():
+            cfg[config_field(key)] = value
+        dag["config"] = cfg
+        return dag
+
+    def to_job(self, base_dir: str | None = None) -> PipelineJob:
+        """A runnable PipelineJob of this version, config overrides applied."""
+        return job_from_dict(self.effective_dag(), base_dir=base_dir, origin=self.job_name)
+
+
+@attrs.frozen
+class ImportReport:
+    added: list[str] = attrs.field(factory=list)
+    updated: list[str] = attrs.field(factory=list)
+    unchanged: list[str] = attrs.field(factory=list)
+    failed: dict[str, str] = attrs.field(factory=dict)
+
+
+def _dag_of(job: PipelineJob | dict[str, Any]) -> dict[str, Any]:
+    # A dict goes through the model too: it is validated and normalised the same way,
+    # so the same job always hashes the same however it was written.
+    return job_to_dag(job_from_dict(job) if isinstance(job, dict) else job)
+
+
+class JobRegistry:
+    """Register, version, enable/disable, import and export jobs."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # --- reading -------------------------------------------------------------------
+
+    def _row(self, session: Session, job_name: str, *, lock: bool = False) -> m.JobDefinition:
+        stmt = select(m.JobDefinition).where(m.JobDefinition.job_name == job_name)
+        if lock:
+            stmt = stmt.with_for_update()
+        row = session.execute(stmt).scalar_one_or_none()
+        if row is None:
+            raise JobNotFound(f"no job named {job_name!r} is registered")
+        return row
+
+    def _config_rows(self, session: Session, job_id: int) -> dict[str, Any]:
+        rows = session.execute(
+            select(m.JobConfigRow)
+            .where(m.JobConfigRow.job_id == job_id)
+            .order_by(m.JobConfigRow.config_key)
+        ).scalars()
+        return {r.config_key: decode_value(r.config_value, r.config_type) for r in rows}
+
+    def _definition(
+        self, session: Session, row: m.JobDefinition, version: m.JobDefinitionVersion | None = None
+    ) -> JobDefinition:
+        return JobDefinition(
+            id=row.id,
+            job_name=row.job_name,
+            job_type=version.job_type if version else row.job_type,
+            version=version.version if version else row.version,
+            latest_version=row.version,
+            dag_definition=orjson.loads(version.dag_definition if version else row.dag_definition),
+            description=version.description if version else row.description,
+            enabled=row.enabled,
+            create_time=version.create_time if version else row.create_time,
+            update_time=row.update_time,
+            created_by=version.created_by if version else row.created_by,
+            updated_by=row.updated_by,
+            config=self._config_rows(session, row.id),
+        )
+
+    def get(self, job_name: str, version: int | None = None) -> JobDefinition:
+        """The latest version, or the given one (old versions stay readable)."""
+        with Session(self.engine) as session, session.begin():
+            row = self._row(session, job_name)
+            if version is None or version == row.version:
+                return self._definition(session, row)
+            old = session.execute(
+                select(m.JobDefinitionVersion).where(
+                    m.JobDefinitionVersion.job_id == row.id,
+                    m.JobDefinitionVersion.version == version,
+                )
+            ).scalar_one_or_none()
+            if old is None:
+                raise JobNotFound(
+                    f"job {job_name!r} has no version {version} (versions 1 to {row.version})"
+                )
+            return self._definition(session, row, old)
+
+    def versions(self, job_name: str) -> list[tuple[int, dt.datetime, str | None]]:
+        """(version, created, created_by) for every version, oldest first."""
+        with Session(self.engine) as session, session.begin():
+            row = self._row(session, job_name)
+            rows = session.execute(
+                select(m.JobDefinitionVersion)
+                .where(m.JobDefinitionVersion.job_id == row.id)
+                .order_by(m.JobDefinitionVersion.version)
+            ).scalars()
+            return [(v.version, v.create_time, v.created_by) for v in rows]
+
+    def list_all(self) -> list[JobDefinition]:
+        with Session(self.engine) as session, session.begin():
+            rows = session.execute(
+                select(m.JobDefinition).order_by(m.JobDefinition.job_name)
+            ).scalars()
+            return [self._definition(session, r) for r in rows]
+
+    # --- writing -------------------------------------------------------------------
+
+    def register(
+        self, job: PipelineJob | dict[str, Any], *, created_by: str | None = None
+    ) -> JobDefinition:
+        """Add a new job as version 1; JobAlreadyExists if the name is taken."""
+        dag = _dag_of(job)
+        name = dag["name"]
+        now = m.utcnow()
+        try:
+            with Session(self.engine) as session, session.begin():
+                exists = session.execute(
+                    select(m.JobDefinition.id).where(m.JobDefinition.job_name == name)
+                ).first()
+                if exists:
+                    raise JobAlreadyExists(
+                        f"a job named {name!r} is already registered (use update to add a version)"
+                    )
+                row = m.JobDefinition(
+                    job_name=name,
+                    job_type=dag["type"],
+                    version=1,
+                    dag_definition=orjson.dumps(dag).decode(),
+                    description=dag.get("description"),
+                    enabled=True,
+                    create_time=now,
+                    update_time=now,
+                    created_by=created_by,
+                    updated_by=created_by,
+                )
+                session.add(row)
+                session.flush()
+                session.add(self._version_row(row, dag, created_by, now))
+                session.flush()
+                return self._definition(session, row)
+        except IntegrityError:
+            # Another process registered the same name between our check and insert.
+            raise JobAlreadyExists(
+                f"a job named {name!r} is already registered (use update to add a version)"
+            ) from None
+
+    @staticmethod
+    def _version_row(
+        row: m.JobDefinition, dag: dict[str, Any], who: str | None, now: dt.datetime
+    ) -> m.JobDefinitionVersion:
+        return m.JobDefinitionVersion(
+            job_id=row.id,
+            version=row.version,
+            job_type=dag["type"],
+            dag_definition=orjson.dumps(dag).decode(),
+            description=dag.get("description"),
+            definition_hash=dag_hash(dag),
+            create_time=now,
+            created_by=who,
+        )
+
+    def update(
+        self,
+        job_name: str,
+        job: PipelineJob | dict[str, Any],
+        *,
+        updated_by: str | None = None,
+        only_if_changed: bool = False,
+    ) -> JobDefinition:
+        """Add a new version; with ``only_if_changed`` an identical definition adds none."""
+        dag = _dag_of(job)
+        if dag["name"] != job_name:
+            raise ConfigError(
+                Problem(f"the definition is named {dag['name']!r}", job=job_name, field="name")
+            )
+        with Session(self.engine) as session, session.begin():
+            row = self._row(session, job_name, lock=True)
+            if only_if_changed and dag_hash(dag) == dag_hash(orjson.loads(row.dag_definition)):
+                return self._definition(session, row)
+            now = m.utcnow()
+            row.version += 1
+            row.job_type = dag["type"]
+            row.dag_definition = orjson.dumps(dag).decode()
+            row.description = dag.get("description")
+            row.update_time = now
+            row.updated_by = updated_by
+            session.add(self._version_row(row, dag, updated_by, now))
+            session.flush()
+            return self._definition(session, row)
+
+    def register_or_update(
+        self, job: PipelineJob | dict[str, Any], *, who: str | None = None
+    ) -> tuple[JobDefinition, str]:
+        """Register a new job, or add a version when its definition changed.
+        Returns the definition and ``"added"``, ``"updated"`` or ``"unchanged"``."""
+        dag = _dag_of(job)
+        try:
+            return self.register(dag, created_by=who), "added"
+        except JobAlreadyExists:
+            before = self.get(dag["name"]).version
+            after = self.update(dag["name"], dag, updated_by=who, only_if_changed=True)
+            return after, ("updated" if after.version != before else "unchanged")
+
+    def _set_enabled(self, job_name: str, enabled: bool) -> None:
+        with Session(self.engine) as session, session.begin():
+            row = self._row(session, job_name, lock=True)
+            row.enabled = enabled
+            row.update_time = m.utcnow()
+
+    def enable(self, job_name: str) -> None:
+        """Enable the job (its latest version is what runs)."""
+        self._set_enabled(job_name, True)
+
+    def disable(self, job_name: str) -> None:
+        """Disable the job: it is never scheduled until enabled again."""
+        self._set_enabled(job_name, False)
+
+    # --- per-job config rows -------------------------------------------------------
+
+    def set_config(
+        self,
+        job_name: str,
+        key: str,
+        value: Any,
+        *,
+        config_type: str | None = None,
+        description: str | None = None,
+    ) -> None:
+        """Override one setting of the job's config (validated against JobConfig)."""
+        text, ctype = encode_value(value, config_type)
+        with Session(self.engine) as session, session.begin():
+            row = self._row(session, job_name, lock=True)
+            definition = self._definition(session, row)
+            trial = dict(definition.config)
+            trial[key] = decode_value(text, ctype)
+            cfg = attrs.evolve(definition, config=trial).effective_dag()["config"]
+            structure(cfg, JobConfig, job=job_name, component="config")
+            existing = session.execute(
+                select(m.JobConfigRow).where(
+                    m.JobConfigRow.job_id == row.id, m.JobConfigRow.config_key == key
+                )
+            ).scalar_one_or_none()
+            now = m.utcnow()
+            if existing is None:
+                session.add(
+                    m.JobConfigRow(
+                        job_id=row.id,
+                        config_key=key,
+                        config_value=text,
+                        config_type=ctype,
+                        description=description,
+                        create_time=now,
+                        update_time=now,
+                    )
+                )
+            else:
+                existing.config_value, existing.config_type = text, ctype
+                existing.description = description or existing.description
+                existing.update_time = now
+
+    def unset_config(self, job_name: str, key: str) -> None:
+        with Session(self.engine) as session, session.begin():
+            row = self._row(session, job_name)
+            session.execute(
+                delete(m.JobConfigRow).where(
+                    m.JobConfigRow.job_id == row.id, m.JobConfigRow.config_key == key
+                )
+            )
+
+    # --- files ---------------------------------------------------------------------
+
+    def import_directory(self, directory: str | Path, *, who: str | None = None) -> ImportReport:
+        """Register or update every job file in ``directory``. Idempotent: an unchanged
+        file adds no version. A bad file is reported and the others still import."""
+        report = ImportReport()
+        for path in sorted(Path(directory).iterdir()):
+            if path.suffix.lower() not in JOB_FILE_SUFFIXES or not path.is_file():
+                continue
+            try:
+                definition, outcome = self.register_or_update(load_job_file(path), who=who)
+            except ConfigError as exc:
+                report.failed[str(path)] = str(exc)
+                continue
+            getattr(report, outcome).append(definition.job_name)
+        return report
+
+    def export(self, job_name: str, version: int | None = None) -> str:
+        """The job's definition as YAML (secrets stay as ``${env:…}`` references)."""
+        return dag_to_yaml(self.get(job_name, version).dag_definition)

@@ -1,0 +1,66 @@
+"""Every store test runs twice: on SQLite and on the real PostgreSQL server.
+
+``PIPELINE_TEST_POSTGRES_URL`` (default: the local server at 127.0.0.1:5432) names a
+database to connect to for creating one throwaway database per test. A missing server
+fails the tests; it never skips them (``make test`` starts or finds one first).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from pipeline_core.store import MetadataStore
+from pipeline_core.store.engine import make_engine
+from pipeline_core.store.migrate import upgrade
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "PIPELINE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def _create_pg_database() -> str:
+    name = f"pipeline_test_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(POSTGRES_ADMIN_URL)
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def _drop_pg_database(url: str) -> None:
+    name = make_url(url).database
+    admin = make_engine(POSTGRES_ADMIN_URL)
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database (no schema) on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'meta.db'}"
+        return
+    url = _create_pg_database()
+    try:
+        yield url
+    finally:
+        _drop_pg_database(url)
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[MetadataStore]:
+    """A MetadataStore at the current schema."""
+    upgrade(make_engine(db_url))
+    s = MetadataStore.open(db_url)
+    try:
+        yield s
+    finally:
+        s.close()
