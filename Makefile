@@ -24,8 +24,9 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
+# Servers the tests need are found or started first (scripts/test-services.sh).
 test: lint typecheck
-	$(BIN)/pytest
+	eval "$$(scripts/test-services.sh)" && $(BIN)/pytest
 
 bench: setup
 	$(BIN)/python bench/file_to_file.py

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import uuid
 
+import attrs
 from rich.progress import (
     BarColumn,
     Progress,
@@ -24,6 +26,8 @@ from pipeline_core.runtime.metrics import RunMetrics
 from pipeline_core.runtime.prepare import PreparedJob, prepare
 from pipeline_core.runtime.result import ExecutionStatus, JobResult
 from pipeline_core.runtime.runner import execute
+from pipeline_core.store import MetadataStore
+from pipeline_core.store.recorder import ExecutionRecorder
 
 __all__ = ["add_parsers"]
 
@@ -56,12 +60,8 @@ def _refresh(progress: Progress, task: TaskID, metrics: RunMetrics) -> None:
     )
 
 
-async def _run(
-    prepared: PreparedJob, plugins: Plugins, metrics: RunMetrics, show_progress: bool
-) -> JobResult:
-    if not show_progress:
-        return await execute(prepared, plugins, metrics=metrics)
-    progress = Progress(
+def _progress_bar() -> Progress:
+    return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         TextColumn("{task.percentage:>5.1f}%"),
@@ -73,22 +73,78 @@ async def _run(
         console=err,
         transient=False,
     )
-    task = progress.add_task(prepared.job.name, total=None, records="0", rate="0", failed=0)
+
+
+HEARTBEAT_SECONDS = 2.0
+
+
+async def _run(
+    prepared: PreparedJob,
+    plugins: Plugins,
+    metrics: RunMetrics,
+    show_progress: bool,
+    recording: _Recording | None,
+) -> JobResult:
+    """Execute, refreshing the progress bar and the execution's heartbeat meanwhile."""
+    progress = _progress_bar() if show_progress else None
+    task = (
+        progress.add_task(prepared.job.name, total=None, records="0", rate="0", failed=0)
+        if progress
+        else None
+    )
 
     async def ticker() -> None:
+        last_beat = 0.0
         while True:
-            _refresh(progress, task, metrics)
+            if progress is not None and task is not None:
+                _refresh(progress, task, metrics)
+            if recording is not None and metrics.elapsed - last_beat >= HEARTBEAT_SECONDS:
+                last_beat = metrics.elapsed
+                await asyncio.to_thread(
+                    recording.store.executions.heartbeat,
+                    recording.execution_id,
+                    processed=metrics.records_read,
+                    failed=metrics.failed_records,
+                )
             await asyncio.sleep(0.2)
 
-    with progress:
+    with progress if progress is not None else contextlib.nullcontext():
         tick = asyncio.create_task(ticker())
         try:
-            return await execute(prepared, plugins, metrics=metrics)
+            return await execute(
+                prepared,
+                plugins,
+                metrics=metrics,
+                execution_id=recording.execution_id if recording else None,
+            )
         finally:
             tick.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await tick
-            _refresh(progress, task, metrics)
+            if progress is not None and task is not None:
+                _refresh(progress, task, metrics)
+
+
+@attrs.define
+class _Recording:
+    store: MetadataStore
+    execution_id: str
+    version: int
+
+
+def _start_recording(
+    args: argparse.Namespace, prepared: PreparedJob, plugins: Plugins
+) -> _Recording:
+    """Register (or version) the job file and create its execution record."""
+    store = MetadataStore.open(args.database)
+    definition, _outcome = store.registry.register_or_update(prepared.job)
+    execution_id = uuid.uuid4().hex
+    store.executions.create(prepared.job.name, execution_id, triggered_by="MANUAL")
+    store.executions.transition(execution_id, ExecutionStatus.INITIALIZING)
+    plugins.pm.register(
+        ExecutionRecorder(store.executions, execution_id), name="execution-recorder"
+    )
+    return _Recording(store, execution_id, definition.version)
 
 
 def _summary(
@@ -125,10 +181,22 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     show = not args.no_progress and err.is_terminal
     metrics = RunMetrics()
-    if not args.quiet:
-        err.print(f"running [bold]{prepared.job.name}[/]: {_describe(prepared)}", markup=True)
     try:
-        result = asyncio.run(_run(prepared, plugins, metrics, show))
+        recording = None if args.no_record else _start_recording(args, prepared, plugins)
+    except PipelineError as exc:
+        print_error(exc)
+        return EXIT_CONFIG
+    if not args.quiet:
+        where = (
+            f" (execution {recording.execution_id}, version {recording.version})"
+            if recording
+            else ""
+        )
+        err.print(
+            f"running [bold]{prepared.job.name}[/]{where}: {_describe(prepared)}", markup=True
+        )
+    try:
+        result = asyncio.run(_run(prepared, plugins, metrics, show, recording))
     except KeyboardInterrupt:
         _summary(prepared.job.name, ExecutionStatus.CANCELLED, metrics, None)
         err.print("cancelled: no output was committed by the interrupted run", soft_wrap=True)
@@ -157,6 +225,11 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--quiet", "-q", action="store_true", help="only the summary")
     p.add_argument("--traceback", action="store_true", help="print the traceback of a failure")
+    p.add_argument(
+        "--no-record",
+        action="store_true",
+        help="do not register the job or record the execution in the metadata database",
+    )
     p.set_defaults(func=run)
     v = sub.add_parser("validate", help="check a job file without running it")
     v.add_argument("jobfile")

@@ -123,6 +123,9 @@ def test_ctrl_c_stops_the_job_and_leaves_no_partial_output(tmp_path: Path) -> No
     assert "CANCELLED" in stdout
     assert "Traceback" not in stderr
     assert list(out.iterdir()) == []  # no complete-looking file, no temp file left behind
+    listed = pipeline_run("executions", "--json", cwd=tmp_path)
+    (execution,) = orjson.loads(listed.stdout)
+    assert execution["status"] == "CANCELLED" and execution["end_time"] is not None
 
 
 def test_python_example_runs(tmp_path: Path) -> None:

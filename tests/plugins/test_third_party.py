@@ -156,6 +156,7 @@ def test_installed_connector_runs_in_a_job(site: dict[str, Path], tmp_path: Path
         "--no-progress",
         str(tmp_path / "job.yaml"),
         env=only(site, "pipeline-connector-counter"),
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
     rows = [
@@ -178,7 +179,7 @@ def test_broken_plugin_is_reported_by_name_and_distribution(
     # ...and jobs still run, with a warning naming the broken plugin
     (tmp_path / "fns.py").write_text("def even(r):\n    return True\n")
     (tmp_path / "job.yaml").write_text(JOB.format(out=tmp_path / "out"))
-    run = pipeline_run("run", "--no-progress", str(tmp_path / "job.yaml"), env=env)
+    run = pipeline_run("run", "--no-progress", str(tmp_path / "job.yaml"), env=env, cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert "warning: plugin 'broken' from pipeline-connector-broken failed to load" in run.stderr
 
@@ -197,7 +198,7 @@ def test_two_distributions_with_one_type_name_is_an_error_naming_both(
     assert expected in proc.stderr.replace("\n", " ")
     (tmp_path / "fns.py").write_text("def even(r):\n    return True\n")
     (tmp_path / "job.yaml").write_text(JOB.format(out=tmp_path / "out"))
-    run = pipeline_run("run", str(tmp_path / "job.yaml"), env=env)
+    run = pipeline_run("run", str(tmp_path / "job.yaml"), env=env, cwd=tmp_path)
     assert run.returncode == 2
     assert f"error: job 'third-party', source: field 'type': {expected}" in run.stderr.replace(
         "\n", " "

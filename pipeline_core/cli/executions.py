@@ -1,0 +1,62 @@
+"""``pipeline-run executions``: recorded executions, newest first."""
+
+from __future__ import annotations
+
+import argparse
+
+import attrs
+
+from pipeline_core.cli.tables import fmt_time, print_json, print_table
+from pipeline_core.runtime.result import ExecutionStatus
+from pipeline_core.store import MetadataStore
+
+__all__ = ["add_parser"]
+
+
+def run(args: argparse.Namespace) -> int:
+    store = MetadataStore.open(args.database)
+    records = store.executions.query(job=args.job, status=args.status, limit=args.limit)
+    if args.json:
+        print_json([attrs.asdict(r) for r in records])
+        return 0
+    print_table(
+        "Executions",
+        [
+            "execution",
+            "job",
+            "version",
+            "status",
+            "started",
+            "duration",
+            "processed",
+            "failed",
+            "trigger",
+            "error",
+        ],
+        [
+            (
+                r.execution_id,
+                r.job_name,
+                r.job_version,
+                r.status.value,
+                fmt_time(r.start_time),
+                f"{r.duration_ms / 1000:.1f} s" if r.duration_ms is not None else None,
+                f"{r.processed_records:,}",
+                f"{r.failed_records:,}",
+                r.triggered_by,
+                (r.error_message or "")[:80] or None,
+            )
+            for r in records
+        ],
+        wrap=["error"],
+    )
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("executions", help="list recorded executions, newest first")
+    p.add_argument("--job")
+    p.add_argument("--status", type=ExecutionStatus, choices=list(ExecutionStatus))
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=run)

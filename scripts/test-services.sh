@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Finds, or starts, every server the test suite needs, on loopback only, and prints
+# `export NAME=VALUE` lines for the test run (`eval "$(scripts/test-services.sh)"`).
+#
+# PostgreSQL: PIPELINE_TEST_POSTGRES_URL if set; else the local server at 127.0.0.1:5432
+# (started with pg_ctlcluster if installed but stopped); else a throwaway cluster of our
+# own under .test-services/ (installing the Debian postgresql package if it is missing).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+log() { echo "test-services: $*" >&2; }
+
+pg_ok() {  # $1 = libpq URL
+  psql "$1" -Atqc "select 1" >/dev/null 2>&1
+}
+
+pg_bin() {
+  ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
+}
+
+ensure_postgres() {
+  if [ -n "${PIPELINE_TEST_POSTGRES_URL:-}" ]; then
+    echo "export PIPELINE_TEST_POSTGRES_URL='${PIPELINE_TEST_POSTGRES_URL}'"
+    return
+  fi
+  local system="${TEST_SERVICES_SYSTEM_PG:-postgresql://postgres@127.0.0.1:5432/postgres}"
+  if ! command -v psql >/dev/null || [ -z "$(pg_bin)" ]; then
+    log "installing PostgreSQL (Debian package postgresql)"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql) >&2
+  fi
+  if ! pg_ok "$system" && ls /etc/postgresql/*/main >/dev/null 2>&1; then
+    local version
+    version="$(ls /etc/postgresql | sort -V | tail -n 1)"
+    log "starting the system PostgreSQL cluster $version/main"
+    pg_ctlcluster --skip-systemctl-redirect "$version" main start >&2 2>&1 || true
+    for _ in $(seq 1 50); do pg_ok "$system" && break; sleep 0.2; done
+  fi
+  if pg_ok "$system"; then
+    echo "export PIPELINE_TEST_POSTGRES_URL='${system/postgresql:/postgresql+psycopg:}'"
+    return
+  fi
+  # A throwaway cluster of our own, trust auth, loopback only.
+  local dir="$root/.test-services/pg" port=54329 bin
+  bin="$(pg_bin)"
+  local own="postgresql://postgres@127.0.0.1:$port/postgres"
+  if ! pg_ok "$own"; then
+    log "starting a throwaway PostgreSQL in $dir on port $port"
+    mkdir -p "$dir"
+    chown -R postgres "$root/.test-services" 2>/dev/null || true
+    local as=()
+    [ "$(id -u)" = 0 ] && as=(runuser -u postgres --)
+    if [ ! -f "$dir/PG_VERSION" ]; then
+      "${as[@]}" "$bin/initdb" -D "$dir" -U postgres -A trust -E UTF8 --no-sync >&2
+    fi
+    "${as[@]}" "$bin/pg_ctl" -D "$dir" -w -l "$dir/server.log" \
+      -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off" \
+      start >&2
+  fi
+  pg_ok "$own" || { log "PostgreSQL did not start"; exit 1; }
+  echo "export PIPELINE_TEST_POSTGRES_URL='postgresql+psycopg://postgres@127.0.0.1:$port/postgres'"
+}
+
+ensure_postgres
