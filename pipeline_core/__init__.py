@@ -3,6 +3,8 @@
 The public API is what ``__all__`` lists; connectors import only from here.
 """
 
+from typing import TYPE_CHECKING
+
 from pipeline_core.config.converter import FieldError, parse_duration, structure
 from pipeline_core.config.secrets import resolve_references
 from pipeline_core.errors import (
@@ -55,7 +57,36 @@ from pipeline_core.runtime.runner import execute, run_job
 from pipeline_core.runtime.stream import Stream
 from pipeline_core.state import MemoryStateBackend, StateBackend
 
+if TYPE_CHECKING:
+    from pipeline_core.store import (
+        ExecutionRecord,
+        ExecutionStore,
+        JobDefinition,
+        JobRegistry,
+        MetadataStore,
+    )
+
 __version__ = "0.1.0"
+
+# The metadata database pulls in SQLAlchemy and Alembic; jobs that never touch it should
+# not pay for importing them, so these names load on first use.
+_LAZY = {
+    "MetadataStore": "pipeline_core.store",
+    "JobRegistry": "pipeline_core.store",
+    "JobDefinition": "pipeline_core.store",
+    "ExecutionStore": "pipeline_core.store",
+    "ExecutionRecord": "pipeline_core.store",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pipeline_core' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -70,17 +101,22 @@ __all__ = [
     "ConnectorLoadError",
     "ConnectorNotFound",
     "DeliveryGuarantee",
+    "ExecutionRecord",
     "ExecutionStatus",
+    "ExecutionStore",
     "FailedRecord",
     "FatalConnectorError",
     "FieldError",
     "JobAlreadyExists",
     "JobBuilder",
     "JobConfig",
+    "JobDefinition",
     "JobNotFound",
+    "JobRegistry",
     "JobResult",
     "JobType",
     "MemoryStateBackend",
+    "MetadataStore",
     "OnError",
     "PipelineError",
     "PipelineJob",
