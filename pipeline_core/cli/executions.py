@@ -24,18 +24,17 @@ def run(args: argparse.Namespace) -> int:
         [
             "execution",
             "job",
-            "version",
+            "v",
             "status",
-            "started",
+            "started (UTC)",
             "duration",
-            "processed",
+            "read",
             "failed",
-            "trigger",
             "error",
         ],
         [
             (
-                r.execution_id,
+                r.execution_id[:12],
                 r.job_name,
                 r.job_version,
                 r.status.value,
@@ -43,12 +42,11 @@ def run(args: argparse.Namespace) -> int:
                 f"{r.duration_ms / 1000:.1f} s" if r.duration_ms is not None else None,
                 f"{r.processed_records:,}",
                 f"{r.failed_records:,}",
-                r.triggered_by,
                 (r.error_message or "")[:80] or None,
             )
             for r in records
         ],
-        wrap=["error"],
+        keep=["execution", "job", "status", "started (UTC)", "read", "failed"],
     )
     return 0
 

@@ -30,7 +30,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         return 0
     print_table(
         "Jobs",
-        ["name", "type", "version", "enabled", "updated", "description"],
+        ["name", "type", "version", "enabled", "updated (UTC)", "description"],
         [
             (
                 d.job_name,
@@ -42,7 +42,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             )
             for d in jobs
         ],
-        wrap=["description"],
+        keep=["name", "type", "version", "updated (UTC)"],
     )
     return 0
 

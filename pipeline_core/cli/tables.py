@@ -15,7 +15,7 @@ __all__ = ["fmt_time", "print_json", "print_table"]
 
 
 def fmt_time(value: dt.datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+    return value.strftime("%m-%d %H:%M:%S") if value else "-"
 
 
 def print_json(value: Any) -> None:
@@ -25,12 +25,12 @@ def print_json(value: Any) -> None:
 
 
 def print_table(
-    title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], wrap: Sequence[str] = ()
+    title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], keep: Sequence[str] = ()
 ) -> None:
-    """Columns named in ``wrap`` may wrap; the others are kept on one line."""
+    """Columns named in ``keep`` stay on one line; the others wrap when space is short."""
     table = Table(title=title)
     for column in columns:
-        table.add_column(column, no_wrap=column not in wrap, overflow="fold")
+        table.add_column(column, no_wrap=column in keep, overflow="fold")
     for row in rows:
         table.add_row(*("-" if v is None else str(v) for v in row))
     out.print(table)
