@@ -89,6 +89,11 @@ def pipeline_job_failed(
 
 
 @hookspec
+def pipeline_checkpoint_started(job: PipelineJob, execution_id: str, checkpoint_id: int) -> None:
+    """Called when a checkpoint barrier reached the pipeline and the snapshot begins."""
+
+
+@hookspec
 def pipeline_checkpoint_completed(
     job: PipelineJob, execution_id: str, checkpoint_id: int, state: dict[str, Any]
 ) -> None:

@@ -54,17 +54,20 @@ class Batch:
     ``on_error`` policy.
     """
 
-    __slots__ = ("failures", "position", "records")
+    __slots__ = ("checkpoint_after", "failures", "position", "records")
 
     def __init__(
         self,
         records: list[Any],
         position: dict[str, Any] | None = None,
         failures: list[FailedRecord] | None = None,
+        checkpoint_after: bool = False,
     ) -> None:
         self.records = records
         self.position = position
         self.failures = failures
+        #: A natural checkpoint point follows (a page or file is complete).
+        self.checkpoint_after = checkpoint_after
 
     def __len__(self) -> int:
         return len(self.records)
@@ -176,6 +179,12 @@ class Sink(abc.ABC, Generic[C]):
 
     async def close(self) -> None:
         """Release resources; discard anything not committed. Idempotent."""
+
+    async def restore_commit(self, checkpoint_id: int, prepared: dict[str, Any] | None) -> None:
+        """Called after ``open`` when the execution resumes from checkpoint
+        ``checkpoint_id``: finish committing what that checkpoint's ``prepare_commit``
+        returned (``prepared``) if the crash came before ``on_checkpoint_complete``, and
+        discard leftovers of the crashed run. Must be idempotent."""
 
     def describe_output(self) -> str | None:
         """One line for the run summary saying where committed output went, if useful."""

@@ -114,6 +114,8 @@ class JobConfig:
     checkpoint_every_records: int | None = attrs.field(default=None, validator=_positive)
     #: Completed checkpoints to keep (savepoints are always kept).
     checkpoint_retention: int = attrs.field(default=10, validator=_positive)
+    #: Also delete completed checkpoints older than this (the newest one is always kept).
+    checkpoint_max_age: dt.timedelta | None = None
     backpressure: BackpressureStrategy = BackpressureStrategy.BUFFER
     #: Records the buffer between source and pipeline holds before backpressure applies.
     buffer_size: int = attrs.field(default=10_000, validator=_positive)

@@ -18,12 +18,14 @@ from typing import Any
 import orjson
 
 from pipeline_core.runtime.errors_policy import FailureCollector
+from pipeline_core.state.api import KeyedState
 
 __all__ = [
     "BatchOp",
     "DistinctOp",
     "FilterOp",
     "FlatMapOp",
+    "KeyedMapOp",
     "MapAsyncOp",
     "MapOp",
     "Operator",
@@ -50,6 +52,14 @@ class Operator:
     def flush(self) -> list[Any]:
         """Records held back, emitted when the input ends."""
         return []
+
+    def snapshot_state(self) -> Any:
+        """Small in-memory state to store in a checkpoint (None: nothing).
+        Large state belongs in the state backend instead."""
+        return None
+
+    def restore_state(self, state: Any) -> None:
+        """Take back what :meth:`snapshot_state` returned at a checkpoint."""
 
 
 class MapOp(Operator):
@@ -133,25 +143,71 @@ def _default_key(record: Any) -> Hashable:
 
 
 class DistinctOp(Operator):
-    """Drop records whose key was seen before in this execution."""
+    """Drop records whose key was seen before in this job (kept in the state backend,
+    so a restored execution remembers what it saw)."""
 
-    def __init__(self, name: str, key: Callable[[Any], Hashable] | None = None) -> None:
+    def __init__(
+        self, name: str, state: KeyedState, key: Callable[[Any], Hashable] | None = None
+    ) -> None:
         super().__init__(name)
         self.key = key or _default_key
-        self.seen: set[Hashable] = set()
+        self.seen = state.value("seen", False)
+        self.state = state
 
     def process(self, records: list[Any], errors: FailureCollector) -> list[Any]:
-        seen, key = self.seen, self.key
+        key, seen, set_key = self.key, self.seen, self.state._set_key
         out = []
         for r in records:
             try:
-                k = key(r)
+                set_key(key(r))
             except Exception as exc:
                 errors.record(r, exc, self.name)
                 continue
-            if k not in seen:
-                seen.add(k)
+            if not seen.value():
+                seen.update(True)
                 out.append(r)
+        return out
+
+
+class KeyedMapOp(Operator):
+    """``fn(record, state)`` with ``state`` at the record's key; a None result emits nothing."""
+
+    def __init__(
+        self,
+        name: str,
+        state: KeyedState,
+        key: Callable[[Any], Hashable],
+        fn: Callable[[Any, KeyedState], Any],
+        flat: bool = False,
+    ) -> None:
+        super().__init__(name)
+        self.state = state
+        self.key = key
+        self.fn = fn
+        self.flat = flat
+
+    def process(self, records: list[Any], errors: FailureCollector) -> list[Any]:
+        key, fn, state, set_key, flat = (
+            self.key,
+            self.fn,
+            self.state,
+            self.state._set_key,
+            self.flat,
+        )
+        out: list[Any] = []
+        for r in records:
+            try:
+                set_key(key(r))
+                res = fn(r, state)
+            except Exception as exc:
+                errors.record(r, exc, self.name)
+                continue
+            if res is None:
+                continue
+            if flat:
+                out.extend(res)
+            else:
+                out.append(res)
         return out
 
 
@@ -177,6 +233,12 @@ class BatchOp(Operator):
     def flush(self) -> list[Any]:
         out, self.pending = ([self.pending] if self.pending else []), []
         return out
+
+    def snapshot_state(self) -> Any:
+        return list(self.pending)
+
+    def restore_state(self, state: Any) -> None:
+        self.pending = list(state)
 
 
 class RateLimitOp(Operator):

@@ -41,6 +41,8 @@ class JobResult:
     last_position: dict[str, Any] | None = None
     #: "sink (file): 4 files in out/" — what each sink says it committed.
     outputs: tuple[str, ...] = ()
+    #: Ids of the checkpoints this execution completed, in order.
+    checkpoints: tuple[int, ...] = ()
 
     @property
     def processed_records(self) -> int:

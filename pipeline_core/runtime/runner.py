@@ -15,11 +15,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
+import tempfile
 import traceback
 import uuid
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import Any
 
+import attrs
+
+from pipeline_core.checkpoint.coordinator import Barrier, CheckpointCoordinator, Wake
+from pipeline_core.checkpoint.repository import CheckpointInfo, CheckpointRepository
+from pipeline_core.checkpoint.storage import CheckpointStorage
 from pipeline_core.io import FailedRecord, RuntimeContext, Sink, Source
 from pipeline_core.plugins.manager import Plugins, load_plugins
 from pipeline_core.runtime.buffer import BatchBuffer, PositionOnly
@@ -28,8 +36,10 @@ from pipeline_core.runtime.metrics import RunMetrics
 from pipeline_core.runtime.operators import Operator
 from pipeline_core.runtime.prepare import PreparedJob, prepare
 from pipeline_core.runtime.result import ExecutionStatus, JobResult
+from pipeline_core.state.api import StateManager
+from pipeline_core.state.backend import StateBackend
 
-__all__ = ["execute", "run_job"]
+__all__ = ["Checkpointing", "execute", "run_job"]
 
 log = logging.getLogger("pipeline_core.runtime")
 
@@ -87,6 +97,7 @@ class _Execution:
         self.errors = FailureCollector(cfg.on_error)
         self.pending: list[Any] = []
         self.last_position: dict[str, Any] | None = None
+        self.coordinator: CheckpointCoordinator | None = None
         capacity = max(1, cfg.buffer_size // cfg.source_batch_size)
         metrics.buffer_capacity_batches = capacity
         self.buffer = BatchBuffer(capacity, cfg.backpressure, metrics)
@@ -145,6 +156,11 @@ class _Execution:
             if isinstance(item, PositionOnly):
                 self.last_position = item.position
                 continue
+            if isinstance(item, Wake):
+                barrier = self.coordinator.due(0, False) if self.coordinator else None
+                if barrier is not None:
+                    await self.checkpoint(barrier)
+                continue
             if item.failures:
                 errors.extend(item.failures)
             records = await _apply(operators, item.records, errors)
@@ -159,7 +175,22 @@ class _Execution:
             if errors.failures:
                 await self._handle_failures()
             self.last_position = item.position
+            if self.coordinator is not None:
+                barrier = self.coordinator.due(len(item.records), item.checkpoint_after)
+                if barrier is not None:
+                    await self.checkpoint(barrier)
         await self._flush_operators()
+
+    async def checkpoint(self, barrier: Barrier | None) -> None:
+        """Everything before the barrier is processed: write it out and snapshot."""
+        assert self.coordinator is not None
+        if self.pending:
+            out, self.pending = self.pending, []
+            await self._write(out)
+        position = self.last_position
+        cid = await self.coordinator.take(barrier, position)
+        if position is not None:
+            await self.source.on_checkpoint_complete(cid, position)
 
     async def _flush_operators(self) -> None:
         for i, op in enumerate(self.operators):
@@ -172,7 +203,11 @@ class _Execution:
             await self._write(out)
 
     async def commit(self, checkpoint_id: int) -> None:
-        """Final checkpoint of a bounded run: pre-commit every sink, then commit all."""
+        """Final commit of a bounded run. With checkpointing it is a real checkpoint (a
+        resumed run then starts after the end); without, pre-commit and commit sinks."""
+        if self.coordinator is not None:
+            await self.checkpoint(None)
+            return
         sinks = [s for s in (self.sink, self.dead_letter) if s is not None]
         for s in sinks:
             await s.prepare_commit(checkpoint_id)
@@ -198,6 +233,23 @@ def _outputs(sinks: list[tuple[str, Sink[Any] | None]]) -> tuple[str, ...]:
     return tuple(lines)
 
 
+@attrs.frozen(kw_only=True)
+class Checkpointing:
+    """Checkpoint settings of one execution: where rows and files go, what to restore."""
+
+    repository: CheckpointRepository
+    storage: CheckpointStorage
+    #: Resume from this completed checkpoint (or savepoint).
+    restore_from: CheckpointInfo | None = None
+
+
+def _state_backend(prepared: PreparedJob, plugins: Plugins, workdir: Path) -> StateBackend[Any]:
+    cls = plugins.state_backends.get(prepared.job.config.state_backend)
+    backend: StateBackend[Any] = cls(cls.config_cls())
+    backend.open(workdir)
+    return backend
+
+
 async def execute(
     prepared: PreparedJob,
     plugins: Plugins,
@@ -205,11 +257,16 @@ async def execute(
     execution_id: str | None = None,
     restored_position: dict[str, Any] | None = None,
     metrics: RunMetrics | None = None,
+    checkpointing: Checkpointing | None = None,
+    on_coordinator: Any = None,
 ) -> JobResult:
     """Run one execution of a prepared job to its end.
 
     Returns a JobResult with status COMPLETED or FAILED (``result.exception`` holds the
     error). Cancellation (Ctrl-C) closes every component and re-raises CancelledError.
+    With ``checkpointing``, barriers are triggered by the job's config (and manual
+    requests), and ``checkpointing.restore_from`` is restored before the first record.
+    ``on_coordinator(coordinator)`` is called once it exists (for manual triggers).
     """
     job, cfg = prepared.job, prepared.job.config
     execution_id = execution_id or uuid.uuid4().hex
@@ -220,32 +277,50 @@ async def execute(
             job_name=job.name, execution_id=execution_id, component=component, batch_size=batch_size
         )
 
+    def notify(hook: str, **kwargs: Any) -> None:
+        _notify(plugins, hook, **kwargs)
+
     source = prepared.make_source()
     metrics.source_progress = source.progress
     sink = prepared.make_sink()
     dead_letter = prepared.make_dead_letter() if prepared.make_dead_letter else None
     executor = ProcessPoolExecutor(cfg.parallelism) if cfg.parallelism > 1 else None
-    run = _Execution(
-        prepared,
-        source,
-        sink,
-        dead_letter,
-        prepared.stream.build(executor, cfg.parallelism),
-        metrics,
-    )
+    workdir = Path(tempfile.mkdtemp(prefix=f"state-{execution_id[:8]}-", dir=_work_root()))
+    backend = _state_backend(prepared, plugins, workdir)
+    operators = prepared.stream.build(executor, cfg.parallelism, StateManager(backend))
+    run = _Execution(prepared, source, sink, dead_letter, operators, metrics)
+    if checkpointing is not None:
+        run.coordinator = CheckpointCoordinator(
+            job=job,
+            execution_id=execution_id,
+            repository=checkpointing.repository,
+            storage=checkpointing.storage,
+            backend=backend,
+            operators=operators,
+            sinks=[s for s in (sink, dead_letter) if s is not None],
+            notify=notify,
+        )
+        run.coordinator.attach(run.buffer.put_control)
+        if on_coordinator is not None:
+            on_coordinator(run.coordinator)
     opened: list[Source[Any] | Sink[Any]] = []
     status, error = ExecutionStatus.FAILED, None
-    pump: asyncio.Task[None] | None = None
+    tasks: list[asyncio.Task[None]] = []
     try:
         await sink.open(ctx(prepared.sink_label, cfg.sink_batch_size))
         opened.append(sink)
         if dead_letter is not None:
             await dead_letter.open(ctx("dead_letter sink", cfg.sink_batch_size))
             opened.append(dead_letter)
+        if run.coordinator is not None and checkpointing and checkpointing.restore_from:
+            restored_position = await run.coordinator.restore(checkpointing.restore_from)
         opened.append(source)  # close() is idempotent, so close it even if open() failed
         await source.open(ctx(prepared.source_label, cfg.source_batch_size), restored_position)
-        _notify(plugins, "pipeline_job_started", job=job, execution_id=execution_id)
-        pump = asyncio.create_task(run.pump(), name=f"{job.name}:{execution_id}:source")
+        run.last_position = restored_position
+        notify("pipeline_job_started", job=job, execution_id=execution_id)
+        tasks.append(asyncio.create_task(run.pump(), name=f"{job.name}:{execution_id}:source"))
+        if run.coordinator is not None:
+            tasks.append(asyncio.create_task(run.coordinator.run_timer(), name="checkpoint-timer"))
         await run.process()
         await run.commit(1)
         status = ExecutionStatus.COMPLETED
@@ -255,14 +330,17 @@ async def execute(
     except Exception as exc:
         error = exc
     finally:
-        if pump is not None and not pump.done():
-            pump.cancel()
-            await asyncio.gather(pump, return_exceptions=True)
+        for task in tasks:
+            if not task.done():
+                task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         for component in reversed(opened):
             try:
                 await component.close()
             except Exception:
                 log.exception("closing %s failed", type(component).__name__)
+        backend.close()
+        shutil.rmtree(workdir, ignore_errors=True)
         if executor is not None:
             executor.shutdown(cancel_futures=True)
         metrics.stopped_at = metrics.started_at + metrics.elapsed
@@ -284,10 +362,10 @@ async def execute(
                 if status is ExecutionStatus.COMPLETED
                 else []
             ),
+            checkpoints=tuple(run.coordinator.completed) if run.coordinator else (),
         )
         if status is ExecutionStatus.FAILED and error is not None:
-            _notify(
-                plugins,
+            notify(
                 "pipeline_job_failed",
                 job=job,
                 execution_id=execution_id,
@@ -295,10 +373,15 @@ async def execute(
                 result=result,
             )
         else:
-            _notify(
-                plugins, "pipeline_job_finished", job=job, execution_id=execution_id, result=result
-            )
+            notify("pipeline_job_finished", job=job, execution_id=execution_id, result=result)
     return result
+
+
+def _work_root() -> Path:
+    """Where executions keep working state (an LMDB backend can be large: not /tmp)."""
+    root = Path.cwd() / ".pipeline" / "work"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
 
 
 async def run_job(
@@ -308,6 +391,7 @@ async def run_job(
     execution_id: str | None = None,
     restored_position: dict[str, Any] | None = None,
     metrics: RunMetrics | None = None,
+    checkpointing: Checkpointing | None = None,
 ) -> JobResult:
     """Validate and run ``job`` (a PipelineJob) once; discovers plugins if none are given."""
     plugins = plugins if plugins is not None else load_plugins()
@@ -318,4 +402,5 @@ async def run_job(
         execution_id=execution_id,
         restored_position=restored_position,
         metrics=metrics,
+        checkpointing=checkpointing,
     )

@@ -16,8 +16,10 @@ from concurrent.futures import Executor
 from typing import Any
 
 from pipeline_core.runtime import operators as ops
+from pipeline_core.state.api import KeyedState, StateManager
+from pipeline_core.state.memory import MemoryStateBackend
 
-__all__ = ["Stream"]
+__all__ = ["KeyedStream", "Stream"]
 
 _OpFactory = Callable[["_BuildContext"], ops.Operator]
 
@@ -25,9 +27,10 @@ _OpFactory = Callable[["_BuildContext"], ops.Operator]
 class _BuildContext:
     """What operators need from the execution when they are built."""
 
-    def __init__(self, executor: Executor | None, parallelism: int) -> None:
+    def __init__(self, executor: Executor | None, parallelism: int, state: StateManager) -> None:
         self.executor = executor
         self.parallelism = parallelism
+        self.state = state
 
 
 def _fn_name(fn: Any) -> str:
@@ -75,8 +78,13 @@ class Stream:
     def distinct(
         self, key: Callable[[Any], Hashable] | None = None, *, name: str | None = None
     ) -> Stream:
-        """Drop records whose ``key(record)`` (default: the record) was already seen."""
-        return self._then("distinct", name, lambda n, _bc: ops.DistinctOp(n, key))
+        """Drop records whose ``key(record)`` (default: the record) was already seen.
+        The seen keys live in the state backend (and so in checkpoints)."""
+        return self._then("distinct", name, lambda n, bc: ops.DistinctOp(n, bc.state.keyed(n), key))
+
+    def key_by(self, key: Callable[[Any], Hashable]) -> KeyedStream:
+        """Partition by ``key(record)``: the next step gets per-key state."""
+        return KeyedStream(self, key)
 
     def batch(self, size: int, *, name: str | None = None) -> Stream:
         """Group records into lists of ``size`` (Reactor's ``buffer(n)``); the rest at the end."""
@@ -111,9 +119,14 @@ class Stream:
     def step_names(self) -> list[str]:
         return [name for name, _ in self._factories]
 
-    def build(self, executor: Executor | None = None, parallelism: int = 1) -> list[ops.Operator]:
-        """Fresh operator instances for one execution."""
-        bc = _BuildContext(executor, parallelism)
+    def build(
+        self,
+        executor: Executor | None = None,
+        parallelism: int = 1,
+        state: StateManager | None = None,
+    ) -> list[ops.Operator]:
+        """Fresh operator instances for one execution (state: a memory backend if None)."""
+        bc = _BuildContext(executor, parallelism, state or StateManager(MemoryStateBackend()))
         return [factory(bc) for _name, factory in self._factories]
 
     def __len__(self) -> int:
@@ -121,6 +134,54 @@ class Stream:
 
     def __repr__(self) -> str:
         return f"Stream({' -> '.join(self.step_names()) or 'identity'})"
+
+
+class KeyedStream:
+    """A Stream partitioned by a key; its steps see per-key state.
+
+    ``fn(record, state)`` gets a :class:`~pipeline_core.state.KeyedState` positioned at the
+    record's key: ``state.value("count", 0)``, ``state.list(...)``, ``state.map(...)``.
+    """
+
+    __slots__ = ("_key", "_stream")
+
+    def __init__(self, stream: Stream, key: Callable[[Any], Hashable]) -> None:
+        self._stream = stream
+        self._key = key
+
+    def map(self, fn: Callable[[Any, KeyedState], Any], *, name: str | None = None) -> Stream:
+        """Emit ``fn(record, state)`` for each record (nothing when it returns None)."""
+        key = self._key
+        return self._stream._then(
+            f"keyed map {_fn_name(fn)}",
+            name,
+            lambda n, bc: ops.KeyedMapOp(n, bc.state.keyed(n), key, fn),
+        )
+
+    def flat_map(
+        self, fn: Callable[[Any, KeyedState], Iterable[Any]], *, name: str | None = None
+    ) -> Stream:
+        """Emit every record of ``fn(record, state)``."""
+        key = self._key
+        return self._stream._then(
+            f"keyed flat_map {_fn_name(fn)}",
+            name,
+            lambda n, bc: ops.KeyedMapOp(n, bc.state.keyed(n), key, fn, flat=True),
+        )
+
+    def reduce(
+        self, fn: Callable[[Any, Any], Any], initial: Any = None, *, name: str | None = None
+    ) -> Stream:
+        """Running reduction per key: emits ``{"key": k, "value": acc}`` after each record,
+        where ``acc = fn(previous acc or initial, record)``."""
+
+        def step(record: Any, state: KeyedState) -> Any:
+            acc = state.value("acc", initial)
+            value = fn(acc.value(), record)
+            acc.update(value)
+            return {"key": state.key, "value": value}
+
+        return self.map(step, name=name or f"reduce {_fn_name(fn)}")
 
 
 def _cpu_map(name: str, fn: Callable[[Any], Any], bc: _BuildContext) -> ops.Operator:

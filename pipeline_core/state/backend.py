@@ -1,22 +1,35 @@
-"""The StateBackend contract: keyed operator state that checkpoints can snapshot."""
+"""The StateBackend contract: operator state that checkpoints can snapshot and restore."""
 
 from __future__ import annotations
 
 import abc
 from collections.abc import Iterator
-from typing import Any, ClassVar, Generic, TypeVar
+from pathlib import Path
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
-__all__ = ["StateBackend"]
+import attrs
+
+__all__ = ["StateBackend", "StateBackendConfig"]
 
 C = TypeVar("C")
 
 
-class StateBackend(abc.ABC, Generic[C]):
-    """Key/value state grouped in namespaces (one per operator, and per key after key_by).
+@attrs.define(frozen=True, kw_only=True)
+class StateBackendConfig:
+    """Options every backend understands."""
 
-    ``get``/``put``/``delete``/``items`` are synchronous and called from the event loop,
-    so they must be fast (in-memory, or memory-mapped like LMDB). ``snapshot`` returns
-    bytes that ``restore`` turns back into exactly the same contents.
+    #: ``pickle`` (any picklable object) or ``json`` (portable snapshots).
+    serializer: Literal["pickle", "json"] = "pickle"
+
+
+class StateBackend(abc.ABC, Generic[C]):
+    """Key/value state in namespaces (one per operator and state name).
+
+    ``get``/``put``/``delete``/``items`` are synchronous and called from the event loop
+    for every record of a keyed operator, so they must be fast (memory, or memory-mapped
+    like LMDB). ``flush`` is called once per batch. ``snapshot`` writes a consistent copy
+    into a local directory (called in a worker thread while the pipeline is paused at a
+    checkpoint barrier); ``restore`` reads such a copy back, replacing all contents.
     """
 
     type_name: ClassVar[str]
@@ -24,6 +37,9 @@ class StateBackend(abc.ABC, Generic[C]):
 
     def __init__(self, config: C) -> None:
         self.config = config
+
+    def open(self, workdir: Path) -> None:
+        """Prepare to hold state; ``workdir`` is private to this execution."""
 
     @abc.abstractmethod
     def get(self, namespace: str, key: Any, default: Any = None) -> Any: ...
@@ -35,13 +51,19 @@ class StateBackend(abc.ABC, Generic[C]):
     def delete(self, namespace: str, key: Any) -> None: ...
 
     @abc.abstractmethod
-    def items(self, namespace: str) -> Iterator[tuple[Any, Any]]: ...
+    def items(self, namespace: str) -> Iterator[tuple[Any, Any]]:
+        """Every (key, value) of a namespace."""
+
+    def flush(self) -> None:
+        """Make pending writes visible to a snapshot (end of each batch)."""
 
     @abc.abstractmethod
-    async def snapshot(self) -> bytes: ...
+    def snapshot(self, directory: Path) -> int:
+        """Write a consistent copy into ``directory``; return its size in bytes."""
 
     @abc.abstractmethod
-    async def restore(self, data: bytes) -> None: ...
+    def restore(self, directory: Path) -> None:
+        """Replace all contents with the copy in ``directory``."""
 
-    async def close(self) -> None:
+    def close(self) -> None:
         """Release resources. Idempotent."""

@@ -1,48 +1,60 @@
-"""The ``memory`` state backend: dicts in the process; snapshot = pickled copy."""
+"""The ``memory`` state backend: dicts in the process; snapshot = a serialised copy."""
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
-import attrs
+from pipeline_core.state.backend import StateBackend, StateBackendConfig
+from pipeline_core.state.serializers import serializer_named
 
-from pipeline_core.state.backend import StateBackend
+__all__ = ["MemoryStateBackend"]
 
-__all__ = ["MemoryStateBackend", "MemoryStateConfig"]
-
-
-@attrs.define(frozen=True, kw_only=True)
-class MemoryStateConfig:
-    """The memory backend has no options."""
+_FILE = "memory-state.bin"
 
 
-class MemoryStateBackend(StateBackend[MemoryStateConfig]):
-    """State in plain dicts: fastest, bounded by RAM, lost with the process unless
-    checkpointed."""
+class MemoryStateBackend(StateBackend[StateBackendConfig]):
+    """Fastest; bounded by RAM. Snapshots serialise every namespace to one file."""
 
     type_name = "memory"
-    config_cls = MemoryStateConfig
+    config_cls = StateBackendConfig
 
-    def __init__(self, config: MemoryStateConfig | None = None) -> None:
-        super().__init__(config or MemoryStateConfig())
+    def __init__(self, config: StateBackendConfig | None = None) -> None:
+        super().__init__(config or StateBackendConfig())
+        self.serializer = serializer_named(self.config.serializer)
         self._data: dict[str, dict[Any, Any]] = {}
 
     def get(self, namespace: str, key: Any, default: Any = None) -> Any:
-        return self._data.get(namespace, {}).get(key, default)
+        ns = self._data.get(namespace)
+        return default if ns is None else ns.get(key, default)
 
     def put(self, namespace: str, key: Any, value: Any) -> None:
-        self._data.setdefault(namespace, {})[key] = value
+        ns = self._data.get(namespace)
+        if ns is None:
+            ns = self._data[namespace] = {}
+        ns[key] = value
 
     def delete(self, namespace: str, key: Any) -> None:
-        self._data.get(namespace, {}).pop(key, None)
+        ns = self._data.get(namespace)
+        if ns is not None:
+            ns.pop(key, None)
 
     def items(self, namespace: str) -> Iterator[tuple[Any, Any]]:
         return iter(list(self._data.get(namespace, {}).items()))
 
-    async def snapshot(self) -> bytes:
-        return pickle.dumps(self._data, protocol=pickle.HIGHEST_PROTOCOL)
+    def snapshot(self, directory: Path) -> int:
+        # A list of [namespace, [[key, value], ...]] survives JSON, unlike tuple/int keys.
+        doc = [[ns, [[k, v] for k, v in entries.items()]] for ns, entries in self._data.items()]
+        data = self.serializer.dumps(doc)
+        (directory / _FILE).write_bytes(data)
+        return len(data)
 
-    async def restore(self, data: bytes) -> None:
-        self._data = pickle.loads(data)
+    def restore(self, directory: Path) -> None:
+        doc = self.serializer.loads((directory / _FILE).read_bytes())
+        self._data = {ns: {_hashable(k): v for k, v in entries} for ns, entries in doc}
+
+
+def _hashable(key: Any) -> Any:
+    # JSON turns tuple keys into lists; make them usable as dict keys again.
+    return tuple(_hashable(k) for k in key) if isinstance(key, list) else key

@@ -141,6 +141,8 @@ class Execution(Base):
     triggered_by: Mapped[str | None] = mapped_column(String(100))
     owner_instance: Mapped[str | None] = mapped_column(String(200))
     heartbeat_time: Mapped[dt.datetime | None] = mapped_column(DateTime())
+    #: A manual checkpoint asked for by another process: "checkpoint" or "savepoint:NAME".
+    checkpoint_request: Mapped[str | None] = mapped_column(String(200))
 
     __table_args__ = (
         Index("idx_execution_id", "execution_id"),
@@ -185,11 +187,14 @@ class Checkpoint(Base):
     create_time: Mapped[dt.datetime] = _now_column()
     complete_time: Mapped[dt.datetime | None] = mapped_column(DateTime())
     is_savepoint: Mapped[bool | None] = mapped_column(Boolean, server_default=text("false"))
+    job_name: Mapped[str | None] = mapped_column(String(200))
+    savepoint_name: Mapped[str | None] = mapped_column(String(200))
 
     __table_args__ = (
         UniqueConstraint("execution_id", "checkpoint_id"),
         Index("idx_execution_checkpoint", "execution_id", "checkpoint_id"),
         Index("idx_create_time", "create_time"),
+        Index("idx_checkpoint_job_status", "job_name", "status"),
         Index(
             "idx_savepoint",
             "is_savepoint",

@@ -235,6 +235,26 @@ class FileSink(Sink[FileSinkConfig]):
             finally:
                 os.close(fd)
 
+    async def restore_commit(self, checkpoint_id: int, prepared: dict[str, Any] | None) -> None:
+        """Publish the files the restored checkpoint prepared (if the crash came before
+        they were renamed) and delete every other unfinished part of this prefix."""
+        await asyncio.to_thread(self._recover, (prepared or {}).get("files", []))
+
+    def _recover(self, files: list[str]) -> None:
+        for name in files:
+            final = Path(name)
+            temp = final.with_name(f".{final.name}.inprogress")
+            if temp.exists():
+                os.replace(temp, final)
+        for leftover in self.directory.glob(f".{self.config.prefix}-*.inprogress"):
+            leftover.unlink(missing_ok=True)
+        if self.config.fsync:
+            fd = os.open(self.directory, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
     def describe_output(self) -> str | None:
         n = len(self.committed)
         return f"{n} file{'s' * (n != 1)} in {self.directory}/" if n else "no records, no files"

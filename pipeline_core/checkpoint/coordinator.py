@@ -1,0 +1,293 @@
+"""The checkpoint coordinator: triggers barriers, takes and restores checkpoints.
+
+Protocol (aligned barriers, one pipeline task):
+
+1. A trigger (interval timer, record count, a source's ``checkpoint_after`` hint such as a
+   finished page, a manual request) makes a checkpoint due. The single pipeline task
+   checks after every batch, so the barrier is aligned by construction: every batch
+   before it has gone through the operators, none after it has, and the position of the
+   last one is the checkpoint's source position. One checkpoint at a time.
+3. ``take``: the pending output is written to the sink; a ``PENDING`` row is recorded; the
+   state backend and the operators' small states are snapshotted into a local directory;
+   sinks ``prepare_commit``; the directory is uploaded to checkpoint storage; the row
+   becomes ``COMPLETED`` with ``state_data``. Only then do sinks and the source get
+   ``on_checkpoint_complete``. Any failure marks the row ``FAILED`` and fails the job:
+   the previous checkpoint stays intact and a retry resumes from it.
+4. ``restore``: download the checkpoint, restore the backend and operators, let sinks
+   finish what that checkpoint prepared, and hand the source its position.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import pickle
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from pipeline_core.checkpoint.repository import CheckpointInfo, CheckpointRepository
+from pipeline_core.checkpoint.retention import prune
+from pipeline_core.checkpoint.storage import CheckpointStorage
+from pipeline_core.errors import CheckpointError
+from pipeline_core.io import Sink
+from pipeline_core.model.job import JobType, PipelineJob
+from pipeline_core.runtime.operators import Operator
+from pipeline_core.state.backend import StateBackend
+
+__all__ = ["Barrier", "CheckpointCoordinator", "Wake", "checkpoint_type"]
+
+log = logging.getLogger("pipeline_core.checkpoint")
+
+_OPERATORS_FILE = "operators.pkl"
+
+
+def checkpoint_type(job_type: JobType) -> str:
+    """The original design's checkpoint types: STREAMING / ROLLER / SQL_TASK."""
+    return {JobType.STREAMING: "STREAMING", JobType.BATCH_ROLLER: "ROLLER"}.get(
+        job_type, "SQL_TASK"
+    )
+
+
+class Barrier:
+    """Control item: take a checkpoint (or a named savepoint) here."""
+
+    __slots__ = ("savepoint",)
+
+    def __init__(self, savepoint: str | None = None) -> None:
+        self.savepoint = savepoint
+
+    def __repr__(self) -> str:
+        return f"Barrier(savepoint={self.savepoint!r})"
+
+
+class Wake:
+    """Control item: an outside trigger fired; check whether a checkpoint is due."""
+
+    __slots__ = ()
+
+
+class CheckpointCoordinator:
+    """Checkpoints of one execution. Created by the runner; never shared."""
+
+    def __init__(
+        self,
+        *,
+        job: PipelineJob,
+        execution_id: str,
+        repository: CheckpointRepository,
+        storage: CheckpointStorage,
+        backend: StateBackend[Any],
+        operators: list[Operator],
+        sinks: list[Sink[Any]],
+        notify: Any,
+    ) -> None:
+        self.job = job
+        self.execution_id = execution_id
+        self.repository = repository
+        self.storage = storage
+        self.backend = backend
+        self.operators = operators
+        self.sinks = sinks
+        self.notify = notify
+        cfg = job.config
+        self.interval = cfg.checkpoint_interval.total_seconds() if cfg.checkpoint_interval else None
+        self.every_records = cfg.checkpoint_every_records
+        self.next_id = 1
+        self.records_since = 0
+        self.completed: list[int] = []
+        self._requests: list[str | None] = []
+        self._timer_due = False
+        self._last_done = time.monotonic()
+        self._put: Any = None
+
+    # --- triggers ------------------------------------------------------------------
+    #
+    # One task processes batches in order, so "a barrier after batch k" is simply "take
+    # the checkpoint after processing batch k": triggers only decide *when*. Triggers from
+    # outside the pipeline task (timer, manual) also put a Wake item into the buffer so an
+    # idle pipeline (a quiet broker) notices them.
+
+    def attach(self, put_control: Any) -> None:
+        """Where wake-ups go: the buffer's ``put_control``."""
+        self._put = put_control
+
+    def _wake(self) -> None:
+        if self._put is not None:
+            self._put(Wake())
+
+    def due(self, records: int, hint: bool) -> Barrier | None:
+        """Called after each processed batch: the barrier to take now, if any."""
+        self.records_since += records
+        if self._requests:
+            return Barrier(self._requests.pop(0))
+        if hint or self._timer_due:
+            return Barrier()
+        if self.every_records is not None and self.records_since >= self.every_records:
+            return Barrier()
+        return None
+
+    def request(self, savepoint: str | None = None) -> None:
+        """Manual trigger (Python API): a checkpoint, or a savepoint named ``savepoint``."""
+        self._requests.append(savepoint)
+        self._wake()
+
+    async def run_timer(self) -> None:
+        """Interval trigger, and manual requests made through the repository (other
+        processes: ``pipeline-run checkpoints trigger``). Runs until cancelled."""
+        tick = min(0.25, self.interval / 4) if self.interval else 1.0
+        polled = time.monotonic()
+        while True:
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            if self.interval and not self._timer_due and now - self._last_done >= self.interval:
+                self._timer_due = True
+                self._wake()
+            if now - polled >= 1.0:
+                polled = now
+                request = await asyncio.to_thread(self.repository.take_request, self.execution_id)
+                if request is not None:
+                    self.request(
+                        request.removeprefix("savepoint:")
+                        if request.startswith("savepoint:")
+                        else None
+                    )
+
+    # --- taking --------------------------------------------------------------------
+
+    async def take(self, barrier: Barrier | None, position: dict[str, Any] | None) -> int:
+        """Take a checkpoint at ``position``; return its id."""
+        cid = self.next_id
+        self.next_id += 1
+        job = self.job.name
+        savepoint = barrier.savepoint if barrier else None
+        started = time.monotonic()
+        await asyncio.to_thread(
+            self.repository.begin,
+            job_name=job,
+            execution_id=self.execution_id,
+            checkpoint_id=cid,
+            checkpoint_type=checkpoint_type(self.job.type),
+            savepoint_name=savepoint,
+        )
+        self.notify(
+            "pipeline_checkpoint_started",
+            job=self.job,
+            execution_id=self.execution_id,
+            checkpoint_id=cid,
+        )
+        local = Path(tempfile.mkdtemp(prefix=f"pipeline-chk-{cid}-"))
+        try:
+            self.backend.flush()
+            size = await asyncio.to_thread(self.backend.snapshot, local)
+            small = {op.name: op.snapshot_state() for op in self.operators}
+            small = {k: v for k, v in small.items() if v is not None}
+            (local / _OPERATORS_FILE).write_bytes(pickle.dumps(small))
+            sink_states = [await s.prepare_commit(cid) for s in self.sinks]
+            state_data = {
+                "checkpoint_id": cid,
+                "timestamp": dt.datetime.now(dt.UTC)
+                .replace(tzinfo=None)
+                .isoformat(timespec="seconds"),
+                "source_state": position or {},
+                "operator_state": {
+                    "backend": self.backend.type_name,
+                    "operators": sorted(small),
+                    "bytes": size,
+                },
+                "sink_state": sink_states,
+            }
+            if savepoint:
+                state_data["savepoint"] = savepoint
+            (local / "_metadata.json").write_bytes(orjson.dumps(state_data, default=str))
+            location = self.storage.location(job, self.execution_id, cid)
+            stored = await asyncio.to_thread(self.storage.upload, local, location)
+            await asyncio.to_thread(
+                self.repository.complete,
+                execution_id=self.execution_id,
+                checkpoint_id=cid,
+                state_data=orjson.loads(orjson.dumps(state_data, default=str)),
+                storage_path=location,
+                size=stored,
+            )
+        except BaseException as exc:
+            await asyncio.shield(
+                asyncio.to_thread(
+                    self.repository.fail,
+                    execution_id=self.execution_id,
+                    checkpoint_id=cid,
+                    reason=f"{type(exc).__name__}: {exc}",
+                )
+            )
+            if isinstance(exc, Exception) and not isinstance(exc, CheckpointError):
+                raise CheckpointError(
+                    f"checkpoint {cid} of job {job!r} failed: {type(exc).__name__}: {exc}"
+                ) from exc
+            raise
+        finally:
+            shutil.rmtree(local, ignore_errors=True)
+        # Durable: now commit downstream and upstream.
+        for s in self.sinks:
+            await s.on_checkpoint_complete(cid)
+        self.completed.append(cid)
+        self.records_since = 0
+        self._timer_due = False
+        self._last_done = time.monotonic()
+        cfg = self.job.config
+        await asyncio.to_thread(
+            prune,
+            self.repository,
+            self.storage,
+            job,
+            keep=cfg.checkpoint_retention,
+            max_age=cfg.checkpoint_max_age,
+        )
+        log.info(
+            "checkpoint %s of %s completed in %.3f s (%d bytes)",
+            cid,
+            job,
+            time.monotonic() - started,
+            stored,
+        )
+        self.notify(
+            "pipeline_checkpoint_completed",
+            job=self.job,
+            execution_id=self.execution_id,
+            checkpoint_id=cid,
+            state=state_data,
+        )
+        return cid
+
+    # --- restoring -----------------------------------------------------------------
+
+    async def restore(self, info: CheckpointInfo) -> dict[str, Any]:
+        """Bring back the state of ``info``; returns the source position to resume at."""
+        if info.storage_path is None:
+            raise CheckpointError(
+                f"checkpoint {info.checkpoint_id} of {info.execution_id} has no files"
+            )
+        local = Path(tempfile.mkdtemp(prefix="pipeline-restore-"))
+        try:
+            await asyncio.to_thread(self.storage.download, info.storage_path, local)
+            await asyncio.to_thread(self.backend.restore, local)
+            small = pickle.loads((local / _OPERATORS_FILE).read_bytes())
+            for op in self.operators:
+                if op.name in small:
+                    op.restore_state(small[op.name])
+        except (OSError, KeyError, pickle.UnpicklingError) as exc:
+            raise CheckpointError(
+                f"cannot restore checkpoint {info.checkpoint_id} of execution {info.execution_id} "
+                f"from {info.storage_path}: {exc}"
+            ) from exc
+        finally:
+            shutil.rmtree(local, ignore_errors=True)
+        sink_states = info.state_data.get("sink_state") or []
+        for sink, state in zip(self.sinks, sink_states, strict=False):
+            await sink.restore_commit(info.checkpoint_id, state)
+        position: dict[str, Any] = info.state_data.get("source_state") or {}
+        return position
