@@ -18,14 +18,15 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from pipeline_core.checkpoint.storage import CheckpointStorage
 from pipeline_core.cli.output import err, out, print_error
-from pipeline_core.errors import PipelineError
+from pipeline_core.errors import CheckpointError, PipelineError
 from pipeline_core.model.loader import load_job_file
 from pipeline_core.plugins.manager import Plugins, load_plugins
 from pipeline_core.runtime.metrics import RunMetrics
 from pipeline_core.runtime.prepare import PreparedJob, prepare
 from pipeline_core.runtime.result import ExecutionStatus, JobResult
-from pipeline_core.runtime.runner import execute
+from pipeline_core.runtime.runner import Checkpointing, execute
 from pipeline_core.store import MetadataStore
 from pipeline_core.store.recorder import ExecutionRecorder
 
@@ -116,6 +117,7 @@ async def _run(
                 plugins,
                 metrics=metrics,
                 execution_id=recording.execution_id if recording else None,
+                checkpointing=recording.checkpointing if recording else None,
             )
         finally:
             tick.cancel()
@@ -130,6 +132,7 @@ class _Recording:
     store: MetadataStore
     execution_id: str
     version: int
+    checkpointing: Checkpointing
 
 
 def _start_recording(
@@ -137,6 +140,16 @@ def _start_recording(
 ) -> _Recording:
     """Register (or version) the job file and create its execution record."""
     store = MetadataStore.open(args.database)
+    restore_from = None
+    if args.from_savepoint:
+        restore_from = store.checkpoints.savepoint(prepared.job.name, args.from_savepoint)
+        if restore_from is None:
+            raise CheckpointError(
+                f"job {prepared.job.name!r} has no completed savepoint "
+                f"named {args.from_savepoint!r}"
+            )
+    elif args.resume:
+        restore_from = store.checkpoints.latest_completed(prepared.job.name)
     definition, _outcome = store.registry.register_or_update(prepared.job)
     execution_id = uuid.uuid4().hex
     store.executions.create(prepared.job.name, execution_id, triggered_by="MANUAL")
@@ -144,7 +157,12 @@ def _start_recording(
     plugins.pm.register(
         ExecutionRecorder(store.executions, execution_id), name="execution-recorder"
     )
-    return _Recording(store, execution_id, definition.version)
+    checkpointing = Checkpointing(
+        repository=store.checkpoints,
+        storage=CheckpointStorage(args.checkpoint_url),
+        restore_from=restore_from,
+    )
+    return _Recording(store, execution_id, definition.version, checkpointing)
 
 
 def _summary(
@@ -192,6 +210,13 @@ def run(args: argparse.Namespace) -> int:
             if recording
             else ""
         )
+        restored = recording.checkpointing.restore_from if recording else None
+        if restored is not None:
+            err.print(
+                f"resuming from checkpoint {restored.checkpoint_id} of execution "
+                f"{restored.execution_id} at {restored.state_data.get('source_state')}",
+                soft_wrap=True,
+            )
         err.print(
             f"running [bold]{prepared.job.name}[/]{where}: {_describe(prepared)}", markup=True
         )
@@ -225,6 +250,17 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--quiet", "-q", action="store_true", help="only the summary")
     p.add_argument("--traceback", action="store_true", help="print the traceback of a failure")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the job's newest completed checkpoint (a fresh start if none)",
+    )
+    p.add_argument("--from-savepoint", metavar="NAME", help="continue from a named savepoint")
+    p.add_argument(
+        "--checkpoint-url",
+        metavar="URL",
+        help="checkpoint storage (default: $PIPELINE_CHECKPOINT_URL, else .pipeline/checkpoints)",
+    )
     p.add_argument(
         "--no-record",
         action="store_true",

@@ -46,6 +46,14 @@ class DistinctStep:
 
 
 @attrs.define(frozen=True, kw_only=True)
+class KeyedMapStep(FunctionStep):
+    """``function(record, state)`` per key; the key is a dict field or a function."""
+
+    key_field: str | None = None
+    key: str | None = None
+
+
+@attrs.define(frozen=True, kw_only=True)
 class RateLimitStep:
     per_second: float = attrs.field(validator=_positive)
     name: str | None = None
@@ -89,6 +97,17 @@ def _distinct(s: Stream, c: DistinctStep, d: str | None) -> Stream:
     return s.distinct(import_callable(c.key, d, "key") if c.key else None, name=c.name)
 
 
+def _keyed_map(s: Stream, c: KeyedMapStep, d: str | None) -> Stream:
+    if bool(c.key) == bool(c.key_field):
+        raise FieldError("give exactly one of 'key' (module:function) or 'key_field'", "key")
+    if c.key_field:
+        field = c.key_field
+        keyed = s.key_by(lambda r: r[field])
+    else:
+        keyed = s.key_by(import_callable(c.key or "", d, "key"))
+    return keyed.map(import_callable(c.function, d), name=c.name)
+
+
 def _rate_limit(s: Stream, c: RateLimitStep, _d: str | None) -> Stream:
     return s.rate_limit(c.per_second, name=c.name)
 
@@ -108,6 +127,7 @@ STEP_TYPES: dict[str, tuple[type[Any], Callable[[Stream, Any, str | None], Strea
     "flat_map": (FunctionStep, _flat_map),
     "select": (SelectStep, _select),
     "distinct": (DistinctStep, _distinct),
+    "keyed_map": (KeyedMapStep, _keyed_map),
     "rate_limit": (RateLimitStep, _rate_limit),
     "batch": (BatchStep, _batch),
     "map_async": (MapAsyncStep, _map_async),

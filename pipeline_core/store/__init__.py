@@ -8,12 +8,14 @@ from pathlib import Path
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
+from pipeline_core.store.checkpoints import DbCheckpointRepository
 from pipeline_core.store.engine import database_url, make_engine, safe_url
 from pipeline_core.store.executions import ExecutionRecord, ExecutionStore, Transition
 from pipeline_core.store.migrate import check_schema, upgrade
 from pipeline_core.store.registry import ImportReport, JobDefinition, JobRegistry
 
 __all__ = [
+    "DbCheckpointRepository",
     "ExecutionRecord",
     "ExecutionStore",
     "ImportReport",
@@ -37,6 +39,7 @@ class MetadataStore:
         self.engine = engine
         self.registry = JobRegistry(engine)
         self.executions = ExecutionStore(engine)
+        self.checkpoints = DbCheckpointRepository(engine)
 
     @property
     def url(self) -> str:

@@ -28,6 +28,20 @@ class ExecutionRecorder:
             self.executions.transition(execution_id, ExecutionStatus.RUNNING)
 
     @hookimpl
+    def pipeline_checkpoint_started(self, job: Any, execution_id: str, checkpoint_id: int) -> None:
+        if execution_id == self.execution_id:
+            self.executions.transition(
+                execution_id, ExecutionStatus.CHECKPOINTING, message=f"checkpoint {checkpoint_id}"
+            )
+
+    @hookimpl
+    def pipeline_checkpoint_completed(
+        self, job: Any, execution_id: str, checkpoint_id: int, state: dict[str, Any]
+    ) -> None:
+        if execution_id == self.execution_id:
+            self.executions.transition(execution_id, ExecutionStatus.RUNNING)
+
+    @hookimpl
     def pipeline_job_finished(self, job: Any, execution_id: str, result: JobResult) -> None:
         if execution_id == self.execution_id:
             self.executions.transition(execution_id, result.status, result=result)

@@ -1,0 +1,92 @@
+"""``pipeline-run checkpoints list | trigger | prune``."""
+
+from __future__ import annotations
+
+import argparse
+
+import attrs
+
+from pipeline_core.checkpoint.retention import prune
+from pipeline_core.checkpoint.storage import CheckpointStorage
+from pipeline_core.cli.output import out
+from pipeline_core.cli.tables import fmt_time, print_json, print_table
+from pipeline_core.store import MetadataStore
+
+__all__ = ["add_parser"]
+
+
+def _size(n: int | None) -> str | None:
+    if n is None:
+        return None
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return None
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    store = MetadataStore.open(args.database)
+    store.registry.get(args.job)  # a clear error for an unknown job
+    rows = store.checkpoints.list(args.job)
+    if args.json:
+        print_json([attrs.asdict(r) for r in rows])
+        return 0
+    print_table(
+        f"Checkpoints of {args.job}",
+        ["execution", "id", "status", "savepoint", "size", "created (UTC)", "position"],
+        [
+            (
+                r.execution_id[:12],
+                r.checkpoint_id,
+                r.status,
+                r.savepoint_name,
+                _size(r.storage_size_bytes),
+                fmt_time(r.create_time),
+                str(r.state_data.get("source_state", ""))[:60] or None,
+            )
+            for r in rows
+        ],
+        keep=["execution", "id", "status", "size"],
+    )
+    return 0
+
+
+def cmd_trigger(args: argparse.Namespace) -> int:
+    store = MetadataStore.open(args.database)
+    store.checkpoints.request(args.execution, savepoint=args.savepoint)
+    what = f"savepoint {args.savepoint!r}" if args.savepoint else "a checkpoint"
+    out.print(f"requested {what} of execution {args.execution} (taken within about a second)")
+    return 0
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    store = MetadataStore.open(args.database)
+    config = store.registry.get(args.job).to_job().config
+    deleted = prune(
+        store.checkpoints,
+        CheckpointStorage(args.checkpoint_url),
+        args.job,
+        keep=args.keep or config.checkpoint_retention,
+        max_age=config.checkpoint_max_age,
+    )
+    out.print(f"deleted {len(deleted)} checkpoint{'s' * (len(deleted) != 1)} of {args.job}")
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("checkpoints", help="checkpoints and savepoints")
+    cs = p.add_subparsers(dest="checkpoints_command", required=True, metavar="COMMAND")
+    c = cs.add_parser("list", help="a job's checkpoints, newest first")
+    c.add_argument("job")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_list)
+    c = cs.add_parser("trigger", help="ask a running execution for a checkpoint or savepoint")
+    c.add_argument("execution")
+    c.add_argument("--savepoint", metavar="NAME", help="take a named savepoint (never pruned)")
+    c.set_defaults(func=cmd_trigger)
+    c = cs.add_parser("prune", help="apply the job's retention now")
+    c.add_argument("job")
+    c.add_argument("--keep", type=int, help="override the job's checkpoint_retention")
+    c.add_argument("--checkpoint-url", metavar="URL")
+    c.set_defaults(func=cmd_prune)

@@ -1,0 +1,145 @@
+"""Crash recovery with real kills.
+
+A file → keyed running count/sum → file job runs as ``pipeline-run run --resume`` in a
+subprocess and is SIGKILLed again and again — at random moments and, on purpose, while a
+checkpoint is being taken (a PENDING row exists) — then restarted with ``--resume`` until
+it completes. Its committed output must equal the output of an uninterrupted run: every
+record exactly once, every running aggregate exact.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from tests.conftest import BIN
+
+RECORDS = 60_000
+
+FNS = """
+def running(record, state):
+    count, total = state.value("count", 0), state.value("sum", 0)
+    count.update(count.value() + 1)
+    total.update(total.value() + record["amount"])
+    return {"i": record["i"], "user": record["user"], "count": count.value(), "sum": total.value()}
+"""
+
+JOB = """\
+name: crash-{backend}
+source: {{type: file, config: {{path: in.jsonl}}}}
+transform:
+  - {{type: rate_limit, per_second: {rate}}}
+  - {{type: keyed_map, key_field: user, function: "fns:running"}}
+sink: {{type: file, config: {{path: out, max_records_per_file: 2500}}}}
+config:
+  checkpoint_interval: 150ms
+  state_backend: {backend}
+  source_batch_size: 200
+"""
+
+
+def make_job(directory: Path, backend: str, rate: int) -> None:
+    directory.mkdir(parents=True)
+    rnd = random.Random(7)
+    with open(directory / "in.jsonl", "wb") as f:
+        for i in range(RECORDS):
+            rec = {"i": i, "user": f"u{rnd.randrange(500)}", "amount": rnd.randrange(100)}
+            f.write(orjson.dumps(rec) + b"\n")
+    (directory / "fns.py").write_text(FNS)
+    (directory / "job.yaml").write_text(JOB.format(backend=backend, rate=rate))
+
+
+def start(directory: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [str(BIN / "pipeline-run"), "run", "--resume", "--no-progress", "--quiet", "job.yaml"],
+        cwd=directory,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PIPELINE_DATABASE_URL": ""},
+    )
+
+
+def output(directory: Path) -> list[dict[str, Any]]:
+    out = directory / "out"
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")], "unfinished files left"
+    return [
+        orjson.loads(line) for p in sorted(out.iterdir()) for line in p.read_bytes().splitlines()
+    ]
+
+
+def pending_checkpoints(directory: Path) -> int:
+    db = directory / ".pipeline" / "pipeline.db"
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.05) as conn:
+            (n,) = conn.execute(
+                "SELECT count(*) FROM pipeline_checkpoint WHERE status = 'PENDING'"
+            ).fetchone()
+            return int(n)
+    except sqlite3.Error:
+        return 0
+
+
+def completed_checkpoints(directory: Path) -> int:
+    with sqlite3.connect(directory / ".pipeline" / "pipeline.db") as conn:
+        (n,) = conn.execute(
+            "SELECT count(*) FROM pipeline_checkpoint WHERE status = 'COMPLETED'"
+        ).fetchone()
+        return int(n)
+
+
+@pytest.mark.parametrize("backend", ["lmdb", "memory"])
+def test_sigkill_and_resume_equals_an_uninterrupted_run(tmp_path: Path, backend: str) -> None:
+    reference_dir, crash_dir = tmp_path / "reference", tmp_path / "crashy"
+    make_job(reference_dir, backend, rate=1_000_000)
+    make_job(crash_dir, backend, rate=8_000)  # slow enough to be killed often
+
+    ref = start(reference_dir)
+    assert ref.wait(timeout=120) == 0, ref.stderr.read() if ref.stderr else ""
+    expected = output(reference_dir)
+    assert len(expected) == RECORDS
+
+    rnd = random.Random(backend)
+    kills = during_checkpoint = runs = 0
+    while True:
+        runs += 1
+        assert runs < 80, "the job never finished"
+        proc = start(crash_dir)
+        if kills >= 12 and during_checkpoint >= 2:
+            assert proc.wait(timeout=180) == 0, proc.stderr.read() if proc.stderr else ""
+            break
+        aim_at_checkpoint = kills % 4 == 3  # every 4th kill lands inside a checkpoint
+        deadline = time.monotonic() + rnd.uniform(0.7, 1.6)
+        before = pending_checkpoints(crash_dir)
+        while proc.poll() is None:
+            if aim_at_checkpoint:
+                if pending_checkpoints(crash_dir) > before:
+                    break
+            elif time.monotonic() >= deadline:
+                break
+            time.sleep(0.002)
+        if proc.poll() is not None:  # finished before we could kill it: start over to kill more
+            assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
+            break
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        kills += 1
+        during_checkpoint += aim_at_checkpoint
+    assert kills >= 10, f"only {kills} kills happened"
+    assert during_checkpoint >= 2
+    assert pending_checkpoints(crash_dir) >= 1  # evidence of kills in the middle of a checkpoint
+    assert completed_checkpoints(crash_dir) >= 1
+
+    got = output(crash_dir)
+    assert len(got) == len({r["i"] for r in got}), "duplicated records"
+    assert sorted(got, key=lambda r: r["i"]) == sorted(expected, key=lambda r: r["i"])
