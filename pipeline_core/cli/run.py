@@ -20,7 +20,7 @@ from rich.table import Table
 
 from pipeline_core.checkpoint.storage import CheckpointStorage
 from pipeline_core.cli.output import err, out, print_error
-from pipeline_core.errors import CheckpointError, PipelineError
+from pipeline_core.errors import CheckpointError, ConfigError, PipelineError
 from pipeline_core.model.loader import load_job_file
 from pipeline_core.plugins.manager import Plugins, load_plugins
 from pipeline_core.runtime.metrics import RunMetrics
@@ -203,7 +203,7 @@ def run(args: argparse.Namespace) -> int:
         recording = None if args.no_record else _start_recording(args, prepared, plugins)
     except PipelineError as exc:
         print_error(exc)
-        return EXIT_CONFIG
+        return EXIT_CONFIG if isinstance(exc, ConfigError) else EXIT_FAILED
     if not args.quiet:
         where = (
             f" (execution {recording.execution_id}, version {recording.version})"

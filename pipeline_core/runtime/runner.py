@@ -98,6 +98,7 @@ class _Execution:
         self.pending: list[Any] = []
         self.last_position: dict[str, Any] | None = None
         self.coordinator: CheckpointCoordinator | None = None
+        self.written_at_checkpoint = 0
         capacity = max(1, cfg.buffer_size // cfg.source_batch_size)
         metrics.buffer_capacity_batches = capacity
         self.buffer = BatchBuffer(capacity, cfg.backpressure, metrics)
@@ -189,6 +190,7 @@ class _Execution:
             await self._write(out)
         position = self.last_position
         cid = await self.coordinator.take(barrier, position)
+        self.written_at_checkpoint = self.metrics.records_written
         if position is not None:
             await self.source.on_checkpoint_complete(cid, position)
 
@@ -206,7 +208,13 @@ class _Execution:
         """Final commit of a bounded run. With checkpointing it is a real checkpoint (a
         resumed run then starts after the end); without, pre-commit and commit sinks."""
         if self.coordinator is not None:
-            await self.checkpoint(None)
+            fresh = (
+                self.coordinator.completed
+                and self.coordinator.records_since == 0
+                and self.metrics.records_written == self.written_at_checkpoint
+            )
+            if not fresh:  # else the last checkpoint already covers the end of input
+                await self.checkpoint(None)
             return
         sinks = [s for s in (self.sink, self.dead_letter) if s is not None]
         for s in sinks:

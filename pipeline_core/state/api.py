@@ -137,6 +137,8 @@ class KeyedState:
             state = self._cache[("v", name)] = ValueState(
                 self._backend, f"{self._prefix}/{name}", self._ctx, default
             )
+        else:
+            state._default = default
         return state
 
     def list(self, name: str) -> ListState[Any]:

@@ -52,7 +52,7 @@ def test_record_count_trigger_and_state_data(backend: str, tmp_path: Path) -> No
         checkpointing=Checkpointing(repository=repo, storage=storage),
     )
     done = [r for r in reversed(repo.list("keyed")) if r.status == "COMPLETED"]
-    # 10 record-count checkpoints and the final one at the end of input
+    # 10 record-count checkpoints, and a final one: batch(3) flushed its remainder at the end
     assert [r.checkpoint_id for r in done] == list(range(1, 12)) == list(result.checkpoints)
     first = done[0]
     assert first.checkpoint_type == "ROLLER"

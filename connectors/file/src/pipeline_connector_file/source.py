@@ -184,19 +184,24 @@ class FileSource(Source[FileSourceConfig]):
                 steps, offset = self._steps(
                     f, path, self._start_offset if first else 0, self._start_line if first else 0
                 )
+                # One batch of look-ahead, so the last batch of a file can say that a
+                # file (a "page" of this source) is complete: a natural checkpoint.
+                previous: Batch | None = None
                 for records, failures, consumed, line in steps:
                     offset += consumed
                     self.total_read += len(records)
-                    yield Batch(
-                        records,
-                        {
-                            "file": path,
-                            "offset": offset,
-                            "line": line,
-                            "total_read": self.total_read,
-                        },
-                        failures,
-                    )
+                    if previous is not None:
+                        yield previous
+                    position = {
+                        "file": path,
+                        "offset": offset,
+                        "line": line,
+                        "total_read": self.total_read,
+                    }
+                    previous = Batch(records, position, failures)
+                if previous is not None:
+                    previous.checkpoint_after = True
+                    yield previous
             except (OSError, EOFError) as exc:  # EOFError: truncated gzip
                 raise FatalConnectorError(
                     f"reading {path!r} failed: {exc}", component=self._label()
