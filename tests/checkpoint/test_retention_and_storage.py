@@ -69,7 +69,7 @@ def test_checkpoints_to_an_fsspec_url(tmp_path: Path) -> None:
         job(sink, checkpoint_every_records=50),
         checkpointing=Checkpointing(repository=repo, storage=storage),
     )
-    first = [r for r in repo.list("ret") if r.checkpoint_id == 1][0]
+    first = next(r for r in repo.list("ret") if r.checkpoint_id == 1)
     assert first.storage_path is not None and first.storage_path.startswith(
         "/pipeline-test/checkpoints/ret/"
     )
