@@ -181,7 +181,7 @@ class CheckpointCoordinator:
             execution_id=self.execution_id,
             checkpoint_id=cid,
         )
-        local = Path(tempfile.mkdtemp(prefix=f"pipeline-chk-{cid}-"))
+        local = self.storage.staging_dir()
         try:
             self.backend.flush()
             size = await asyncio.to_thread(self.backend.snapshot, local)
@@ -271,9 +271,11 @@ class CheckpointCoordinator:
             raise CheckpointError(
                 f"checkpoint {info.checkpoint_id} of {info.execution_id} has no files"
             )
-        local = Path(tempfile.mkdtemp(prefix="pipeline-restore-"))
+        in_place = self.storage.local_path(info.storage_path)
+        local = in_place or Path(tempfile.mkdtemp(prefix="pipeline-restore-"))
         try:
-            await asyncio.to_thread(self.storage.download, info.storage_path, local)
+            if in_place is None:
+                await asyncio.to_thread(self.storage.download, info.storage_path, local)
             await asyncio.to_thread(self.backend.restore, local)
             small = pickle.loads((local / _OPERATORS_FILE).read_bytes())
             for op in self.operators:
@@ -285,7 +287,8 @@ class CheckpointCoordinator:
                 f"from {info.storage_path}: {exc}"
             ) from exc
         finally:
-            shutil.rmtree(local, ignore_errors=True)
+            if in_place is None:
+                shutil.rmtree(local, ignore_errors=True)
         sink_states = info.state_data.get("sink_state") or []
         for sink, state in zip(self.sinks, sink_states, strict=False):
             await sink.restore_commit(info.checkpoint_id, state)
