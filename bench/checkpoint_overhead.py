@@ -81,9 +81,15 @@ def throughput(inp: Path, backend: str, interval: str | None) -> dict[str, float
         )
         store.executions.create(j.name, "bench-exec")
         t0 = time.perf_counter()
-        result = run(j, execution_id="bench-exec", checkpointing=checkpointing if interval else None)
+        result = run(
+            j, execution_id="bench-exec", checkpointing=checkpointing if interval else None
+        )
         elapsed = time.perf_counter() - t0
-        return {"elapsed": elapsed, "checkpoints": len(result.checkpoints), "records": result.records_read}
+        return {
+            "elapsed": elapsed,
+            "checkpoints": len(result.checkpoints),
+            "records": result.records_read,
+        }
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -148,7 +154,9 @@ def restart(inp: Path, backend: str, n: int) -> dict[str, float]:
 
 def child(kind: str, *args: str) -> None:
     if kind == "throughput":
-        print(json.dumps(throughput(Path(args[0]), args[1], args[2] if args[2] != "none" else None)))
+        print(
+            json.dumps(throughput(Path(args[0]), args[1], args[2] if args[2] != "none" else None))
+        )
     else:
         print(json.dumps(restart(Path(args[0]), args[1], int(args[2]))))
 
@@ -199,8 +207,12 @@ def main() -> None:
             f"written ({r['state_bytes'] / 1e6:.0f} MB checkpoint)"
         )
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import pipeline_core.store, pipeline_core.runtime.runner"], check=True)
-    print(f"   (a new process adds {time.perf_counter() - t0:.2f} s of interpreter start-up and imports)")
+    subprocess.run(
+        [sys.executable, "-c", "import pipeline_core.store, pipeline_core.runtime.runner"],
+        check=True,
+    )
+    startup = time.perf_counter() - t0
+    print(f"   (a new process adds {startup:.2f} s of interpreter start-up and imports)")
 
 
 if __name__ == "__main__":
