@@ -18,6 +18,7 @@
      ├── CheckpointError           a checkpoint could not be taken or restored
      └── RegistryError             the metadata database refused an operation
           ├── JobNotFound          no job (or no such version) by that name
+          ├── ExecutionNotFound    no execution with that id
           ├── JobAlreadyExists     register() of a name that is taken
           └── SchemaError          the database schema is missing or out of date
 
@@ -40,6 +41,7 @@ __all__ = [
     "ConnectorError",
     "ConnectorLoadError",
     "ConnectorNotFound",
+    "ExecutionNotFound",
     "FatalConnectorError",
     "JobAlreadyExists",
     "JobNotFound",
@@ -213,6 +215,10 @@ class RegistryError(PipelineError):
 
 class JobNotFound(RegistryError):
     """No job by that name, or no such version of it."""
+
+
+class ExecutionNotFound(RegistryError):
+    """No execution with that id."""
 
 
 class JobAlreadyExists(RegistryError):

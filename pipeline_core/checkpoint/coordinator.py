@@ -98,6 +98,7 @@ class CheckpointCoordinator:
         cfg = job.config
         self.interval = cfg.checkpoint_interval.total_seconds() if cfg.checkpoint_interval else None
         self.every_records = cfg.checkpoint_every_records
+        self.each_page = cfg.checkpoint_each_page
         self.next_id = 1
         self.records_since = 0
         self.completed: list[int] = []
@@ -126,7 +127,7 @@ class CheckpointCoordinator:
         self.records_since += records
         if self._requests:
             return Barrier(self._requests.pop(0))
-        if hint or self._timer_due:
+        if (hint and self.each_page) or self._timer_due:
             return Barrier()
         if self.every_records is not None and self.records_since >= self.every_records:
             return Barrier()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 import attrs
 
@@ -96,9 +96,3 @@ class TypeRegistry(Generic[T]):
 
     def _set_current(self, plugin: str, distribution: str) -> None:
         self._current = (plugin, distribution)
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "types": {r.type_name: r.distribution for r in self.registrations()},
-        }

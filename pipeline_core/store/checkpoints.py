@@ -8,7 +8,7 @@ from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.orm import Session
 
 from pipeline_core.checkpoint.repository import CheckpointInfo
-from pipeline_core.errors import JobNotFound
+from pipeline_core.errors import ExecutionNotFound
 from pipeline_core.store import models as m
 
 __all__ = ["DbCheckpointRepository"]
@@ -151,7 +151,7 @@ class DbCheckpointRepository:
                 .with_for_update()
             ).scalar_one_or_none()
             if row is None:
-                raise JobNotFound(f"no execution {execution_id!r}")
+                raise ExecutionNotFound(f"no execution {execution_id!r}")
             row.checkpoint_request = f"savepoint:{savepoint}" if savepoint else "checkpoint"
 
     def take_request(self, execution_id: str) -> str | None:

@@ -10,7 +10,7 @@ import attrs
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from pipeline_core.errors import JobNotFound
+from pipeline_core.errors import ExecutionNotFound, JobNotFound
 from pipeline_core.runtime.result import ExecutionStatus, JobResult
 from pipeline_core.store import models as m
 
@@ -85,7 +85,7 @@ class ExecutionStore:
             stmt = stmt.with_for_update()
         row = session.execute(stmt).scalar_one_or_none()
         if row is None:
-            raise JobNotFound(f"no execution {execution_id!r}")
+            raise ExecutionNotFound(f"no execution {execution_id!r}")
         return row
 
     def create(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline_core import ExecutionStatus, JobNotFound, JobResult
+from pipeline_core import ExecutionNotFound, ExecutionStatus, JobNotFound, JobResult
 from pipeline_core.store import MetadataStore
 
 JOB = {
@@ -86,5 +86,5 @@ def test_queries_by_job_and_status_newest_first(store: MetadataStore) -> None:
 def test_execution_of_unknown_job_or_id(store: MetadataStore) -> None:
     with pytest.raises(JobNotFound, match="no job named 'ghost'"):
         store.executions.create("ghost", "e-1")
-    with pytest.raises(JobNotFound, match="no execution 'nope'"):
+    with pytest.raises(ExecutionNotFound, match="no execution 'nope'"):
         store.executions.get("nope")
