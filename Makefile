@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-CONNECTORS := connectors/file
+CONNECTORS := connectors/file connectors/jdbc
 
 .PHONY: setup quickstart test lint typecheck bench clean
 

@@ -180,6 +180,12 @@ class Sink(abc.ABC, Generic[C]):
     async def close(self) -> None:
         """Release resources; discard anything not committed. Idempotent."""
 
+    async def finish(self) -> bool:
+        """The input is exhausted and everything was written; the final checkpoint
+        follows. Return True if that checkpoint must be taken even when nothing changed
+        since the last one (a sink that publishes only at the end)."""
+        return False
+
     async def restore_commit(self, checkpoint_id: int, prepared: dict[str, Any] | None) -> None:
         """Called after ``open`` when the execution resumes from checkpoint
         ``checkpoint_id``: finish committing what that checkpoint's ``prepare_commit``

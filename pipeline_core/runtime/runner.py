@@ -207,16 +207,18 @@ class _Execution:
     async def commit(self, checkpoint_id: int) -> None:
         """Final commit of a bounded run. With checkpointing it is a real checkpoint (a
         resumed run then starts after the end); without, pre-commit and commit sinks."""
+        sinks = [s for s in (self.sink, self.dead_letter) if s is not None]
+        wants_commit = [await s.finish() for s in sinks]
         if self.coordinator is not None:
             fresh = (
                 self.coordinator.completed
                 and self.coordinator.records_since == 0
                 and self.metrics.records_written == self.written_at_checkpoint
+                and not any(wants_commit)
             )
             if not fresh:  # else the last checkpoint already covers the end of input
                 await self.checkpoint(None)
             return
-        sinks = [s for s in (self.sink, self.dead_letter) if s is not None]
         for s in sinks:
             await s.prepare_commit(checkpoint_id)
         for s in sinks:

@@ -1,0 +1,19 @@
+"""Registers the SQL source and sink (entry point ``jdbc`` of ``pipeline.connectors``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline_connector_jdbc.sink import JdbcSink
+from pipeline_connector_jdbc.source import JdbcSource
+from pipeline_core import TypeRegistry, hookimpl
+
+
+@hookimpl
+def pipeline_register_sources(registry: TypeRegistry[Any]) -> None:
+    registry.add(JdbcSource)
+
+
+@hookimpl
+def pipeline_register_sinks(registry: TypeRegistry[Any]) -> None:
+    registry.add(JdbcSink)

@@ -1,0 +1,340 @@
+"""The ``jdbc`` sink: append (COPY on PostgreSQL), upsert, replace; optionally exactly-once.
+
+Direct modes write each batch in its own transaction (at-least-once: a replay after a
+crash writes the records since the last checkpoint again; ``upsert`` makes that
+idempotent).
+
+``exactly_once`` and ``replace`` write batches into a staging table
+``{table}__pipeline_stage`` tagged with (job, execution, checkpoint id). When a checkpoint
+completes, one transaction moves its rows into the table and records the checkpoint in
+``pipeline_sink_progress``; a restored execution first finishes the move for the
+checkpoint it restores from (if the crash came before it) and deletes every other staged
+row of the job. ``replace`` moves nothing until the job's input is exhausted: then the
+table's old contents are replaced by the staged rows in one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    delete,
+    insert,
+    select,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import NoSuchTableError, OperationalError
+
+from pipeline_connector_jdbc import engines
+from pipeline_connector_jdbc.config import JdbcSinkConfig
+from pipeline_connector_jdbc.source import config_error
+from pipeline_core import (
+    DeliveryGuarantee,
+    FatalConnectorError,
+    FieldError,
+    RetriableConnectorError,
+    RuntimeContext,
+    Sink,
+)
+
+__all__ = ["JdbcSink"]
+
+log = logging.getLogger("pipeline_connector_jdbc")
+
+_TAGS = ("_pipeline_job", "_pipeline_execution", "_pipeline_checkpoint")
+
+
+class JdbcSink(Sink[JdbcSinkConfig]):
+    type_name = "jdbc"
+    config_cls = JdbcSinkConfig
+
+    def __init__(self, config: JdbcSinkConfig) -> None:
+        super().__init__(config)
+        self.engine: Engine | None = None
+        self.epoch = 1  # the id of the checkpoint the rows written now belong to
+        self.ending = False
+        self.rows_committed = 0
+
+    @property
+    def guarantee(self) -> DeliveryGuarantee:  # type: ignore[override]
+        staged = self.config.exactly_once or self.config.mode == "replace"
+        return DeliveryGuarantee.EXACTLY_ONCE if staged else DeliveryGuarantee.AT_LEAST_ONCE
+
+    @property
+    def staged(self) -> bool:
+        return self.config.exactly_once or self.config.mode == "replace"
+
+    # --- open ----------------------------------------------------------------------
+
+    async def open(self, ctx: RuntimeContext) -> None:
+        await super().open(ctx)
+        try:
+            self.engine = engines.acquire(self.config.url)
+        except FieldError as exc:
+            raise config_error(ctx, "url", exc.message) from None
+        await asyncio.to_thread(self._prepare_tables)
+
+    def _prepare_tables(self) -> None:
+        assert self.engine is not None
+        cfg, ctx = self.config, self.ctx
+        dialect = self.engine.dialect.name
+        if cfg.mode == "upsert" and dialect not in ("postgresql", "sqlite"):
+            raise config_error(
+                ctx, "mode", f"upsert is supported on PostgreSQL and SQLite, not {dialect}"
+            )
+        try:
+            self.table = Table(cfg.table, MetaData(), schema=cfg.schema, autoload_with=self.engine)
+        except NoSuchTableError:
+            raise config_error(ctx, "table", f"no table {cfg.table!r} in the database") from None
+        except OperationalError as exc:
+            raise config_error(ctx, "url", f"cannot connect: {exc.orig or exc}") from None
+        self.columns = list(self.table.columns.keys())
+        missing = [k for k in cfg.key or [] if k not in self.columns]
+        if missing:
+            raise config_error(
+                ctx,
+                "key",
+                f"table {cfg.table!r} has no column {missing[0]!r} "
+                f"(columns: {', '.join(self.columns)})",
+            )
+        if not self.staged:
+            return
+        md = MetaData()
+        self.stage = Table(
+            f"{cfg.table}__pipeline_stage",
+            md,
+            *[Column(c.name, c.type, nullable=True) for c in self.table.columns],
+            Column("_pipeline_job", String(200), nullable=False),
+            Column("_pipeline_execution", String(100), nullable=False),
+            Column("_pipeline_checkpoint", Integer, nullable=False),
+            schema=cfg.schema,
+        )
+        self.progress = Table(
+            "pipeline_sink_progress",
+            md,
+            Column("sink_id", String(400), primary_key=True),
+            Column("execution_id", String(100), nullable=False),
+            Column("checkpoint_id", Integer, nullable=False),
+            schema=cfg.schema,
+        )
+        md.create_all(self.engine)
+        self.sink_id = f"{ctx.job_name}:{cfg.schema or ''}.{cfg.table}"
+        # A fresh execution starts clean; a restored one is tidied by restore_commit.
+        self._delete_stage(keep=None)
+
+    # --- writing -------------------------------------------------------------------
+
+    def _check_columns(self, records: list[dict[str, Any]]) -> None:
+        known = set(self.columns)
+        for r in records:
+            extra = r.keys() - known
+            if extra:
+                raise FatalConnectorError(
+                    f"record has fields that table {self.config.table!r} does not: {sorted(extra)} "
+                    f"(record {r!r:.200})",
+                    component=self.ctx.component,
+                )
+
+    def _copy(
+        self, conn: Connection, table: Table, columns: list[str], rows: list[tuple[Any, ...]]
+    ) -> None:
+        from psycopg.types.json import Jsonb
+
+        json_cols = {
+            i
+            for i, c in enumerate(columns)
+            if isinstance(table.c[c].type, postgresql.JSON | postgresql.JSONB)
+        }
+        raw = conn.connection.driver_connection
+        preparer = conn.dialect.identifier_preparer
+        target = preparer.format_table(table)
+        cols = ", ".join(preparer.quote(c) for c in columns)
+        with raw.cursor() as cur, cur.copy(f"COPY {target} ({cols}) FROM STDIN") as copy:  # type: ignore[union-attr]
+            for row in rows:
+                if json_cols:
+                    row = tuple(
+                        Jsonb(v) if i in json_cols and v is not None else v
+                        for i, v in enumerate(row)
+                    )
+                copy.write_row(row)
+
+    def _write(self, records: list[dict[str, Any]]) -> None:
+        assert self.engine is not None
+        self._check_columns(records)
+        cfg = self.config
+        pg = self.engine.dialect.name == "postgresql"
+        with self.engine.begin() as conn:
+            if self.staged:
+                tags = {
+                    "_pipeline_job": self.ctx.job_name,
+                    "_pipeline_execution": self.ctx.execution_id,
+                    "_pipeline_checkpoint": self.epoch,
+                }
+                if pg and cfg.copy:
+                    cols = [*self.columns, *_TAGS]
+                    self._copy(
+                        conn,
+                        self.stage,
+                        cols,
+                        [(*(r.get(c) for c in self.columns), *tags.values()) for r in records],
+                    )
+                else:
+                    conn.execute(
+                        insert(self.stage),
+                        [{**{c: r.get(c) for c in self.columns}, **tags} for r in records],
+                    )
+            elif cfg.mode == "upsert":
+                conn.execute(
+                    self._upsert(insert_table=self.table),
+                    [{c: r.get(c) for c in self.columns} for r in records],
+                )
+            elif pg and cfg.copy:
+                self._copy(
+                    conn,
+                    self.table,
+                    self.columns,
+                    [tuple(r.get(c) for c in self.columns) for r in records],
+                )
+            else:
+                conn.execute(
+                    insert(self.table), [{c: r.get(c) for c in self.columns} for r in records]
+                )
+
+    def _upsert(self, insert_table: Table, from_select: Any = None) -> Any:
+        assert self.engine is not None
+        mod = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        stmt = mod.insert(insert_table)
+        if from_select is not None:
+            stmt = stmt.from_select(self.columns, from_select)
+        keys = self.config.key or []
+        updates = {c: stmt.excluded[c] for c in self.columns if c not in keys}
+        if not updates:
+            return stmt.on_conflict_do_nothing(index_elements=keys)
+        return stmt.on_conflict_do_update(index_elements=keys, set_=updates)
+
+    async def write(self, records: list[Any]) -> None:
+        if not records:
+            return
+        delay = 0.5
+        for attempt in range(self.config.max_retries + 1):
+            try:
+                await asyncio.to_thread(self._write, records)
+                return
+            except OperationalError as exc:
+                if attempt == self.config.max_retries:
+                    raise RetriableConnectorError(
+                        f"writing to {self.config.table!r} failed {attempt + 1} times: "
+                        f"{exc.orig or exc}",
+                        component=self.ctx.component,
+                    ) from exc
+                log.warning("%s: %s; retrying in %.1f s", self.ctx.component, exc.orig, delay)
+                await asyncio.sleep(delay)
+                delay *= 2
+
+    # --- staged commits ------------------------------------------------------------
+
+    def _staged_rows(self, execution_id: str, upto: int) -> Any:
+        s = self.stage.c
+        return (
+            s._pipeline_job == self.ctx.job_name,
+            s._pipeline_execution == execution_id,
+            s._pipeline_checkpoint <= upto,
+        )
+
+    def _move(self, conn: Connection, execution_id: str, upto: int) -> None:
+        """Move staged rows of ``execution_id`` up to checkpoint ``upto`` into the table
+        and record the checkpoint — one transaction (the caller's)."""
+        where = self._staged_rows(execution_id, upto)
+        rows = select(*[self.stage.c[c] for c in self.columns]).where(*where)
+        if self.config.mode == "upsert":
+            # (the WHERE above also keeps SQLite from reading ON CONFLICT as a join clause)
+            conn.execute(self._upsert(self.table, rows))
+        else:
+            conn.execute(insert(self.table).from_select(self.columns, rows))
+        conn.execute(delete(self.stage).where(*where))
+        self._record_progress(conn, execution_id, upto)
+
+    def _record_progress(self, conn: Connection, execution_id: str, checkpoint_id: int) -> None:
+        p = self.progress
+        conn.execute(delete(p).where(p.c.sink_id == self.sink_id))
+        conn.execute(
+            insert(p).values(
+                sink_id=self.sink_id, execution_id=execution_id, checkpoint_id=checkpoint_id
+            )
+        )
+
+    def _delete_stage(self, keep: tuple[str, int] | None) -> None:
+        assert self.engine is not None
+        s = self.stage.c
+        with self.engine.begin() as conn:
+            stmt = delete(self.stage).where(s._pipeline_job == self.ctx.job_name)
+            if keep is not None:
+                execution_id, upto = keep
+                stmt = stmt.where(
+                    ~((s._pipeline_execution == execution_id) & (s._pipeline_checkpoint <= upto))
+                )
+            conn.execute(stmt)
+
+    def _commit(self, checkpoint_id: int) -> None:
+        assert self.engine is not None
+        with self.engine.begin() as conn:
+            if self.config.mode == "replace":
+                if not self.ending:
+                    return  # replace swaps once, after the last record
+                conn.execute(delete(self.table))
+                self._move(conn, self.ctx.execution_id, checkpoint_id)
+            else:
+                self._move(conn, self.ctx.execution_id, checkpoint_id)
+
+    async def prepare_commit(self, checkpoint_id: int) -> dict[str, Any] | None:
+        if not self.staged:
+            return None  # each batch was committed when written
+        self.epoch = checkpoint_id + 1
+        return {"execution": self.ctx.execution_id, "checkpoint": checkpoint_id}
+
+    async def on_checkpoint_complete(self, checkpoint_id: int) -> None:
+        if self.staged:
+            await asyncio.to_thread(self._commit, checkpoint_id)
+
+    async def finish(self) -> bool:
+        """The input is exhausted: the next completed checkpoint is the last one."""
+        self.ending = True
+        return self.config.mode == "replace"  # the swap needs that final checkpoint
+
+    async def restore_commit(self, checkpoint_id: int, prepared: dict[str, Any] | None) -> None:
+        if not self.staged or not prepared:
+            return
+        old_execution, upto = str(prepared["execution"]), int(prepared["checkpoint"])
+
+        def recover() -> None:
+            assert self.engine is not None
+            if self.config.mode != "replace":
+                with self.engine.begin() as conn:
+                    self._move(conn, old_execution, upto)  # a no-op when already moved
+                self._delete_stage(keep=None)
+            else:
+                self._delete_stage(keep=(old_execution, upto))
+                # the restored rows keep counting as this sink's, under the new execution
+                with self.engine.begin() as conn:
+                    s = self.stage.c
+                    conn.execute(
+                        self.stage.update()
+                        .where(s._pipeline_job == self.ctx.job_name)
+                        .values(_pipeline_execution=self.ctx.execution_id, _pipeline_checkpoint=0)
+                    )
+
+        await asyncio.to_thread(recover)
+
+    async def close(self) -> None:
+        if self.engine is not None:
+            self.engine = None
+            engines.release(self.config.url)
