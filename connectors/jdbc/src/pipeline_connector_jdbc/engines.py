@@ -27,14 +27,14 @@ def acquire(url: str) -> Engine:
         try:
             parsed = make_url(url)
             engine = create_engine(parsed, pool_pre_ping=True)
-        except ArgumentError as exc:
-            raise FieldError(f"not a valid database URL: {exc}", "url") from None
         except NoSuchModuleError as exc:
             raise FieldError(
                 f"no SQLAlchemy dialect or driver for {make_url(url).drivername!r} ({exc}); "
                 "is the driver installed (e.g. pipeline-connector-jdbc[postgres])?",
                 "url",
             ) from None
+        except ArgumentError as exc:
+            raise FieldError(f"not a valid database URL: {exc}", "url") from None
         except ModuleNotFoundError as exc:
             raise FieldError(
                 f"the database driver is not installed: {exc.name} "

@@ -128,8 +128,8 @@ class JdbcSink(Sink[JdbcSinkConfig]):
         )
         md.create_all(self.engine)
         self.sink_id = f"{ctx.job_name}:{cfg.schema or ''}.{cfg.table}"
-        # A fresh execution starts clean; a restored one is tidied by restore_commit.
-        self._delete_stage(keep=None)
+        # Rows a crashed execution staged are moved or dropped by restore_commit; a fresh
+        # execution drops them at its first commit (see _move).
 
     # --- writing -------------------------------------------------------------------
 
@@ -261,6 +261,14 @@ class JdbcSink(Sink[JdbcSinkConfig]):
         else:
             conn.execute(insert(self.table).from_select(self.columns, rows))
         conn.execute(delete(self.stage).where(*where))
+        # Whatever other executions of this job left staged can never be committed.
+        s = self.stage.c
+        conn.execute(
+            delete(self.stage).where(
+                s._pipeline_job == self.ctx.job_name,
+                s._pipeline_execution != self.ctx.execution_id,
+            )
+        )
         self._record_progress(conn, execution_id, upto)
 
     def _record_progress(self, conn: Connection, execution_id: str, checkpoint_id: int) -> None:
@@ -319,8 +327,9 @@ class JdbcSink(Sink[JdbcSinkConfig]):
             assert self.engine is not None
             if self.config.mode != "replace":
                 with self.engine.begin() as conn:
-                    self._move(conn, old_execution, upto)  # a no-op when already moved
-                self._delete_stage(keep=None)
+                    # moves what is left of that checkpoint (nothing if it was moved
+                    # already) and drops the rest of the crashed execution's rows
+                    self._move(conn, old_execution, upto)
             else:
                 self._delete_stage(keep=(old_execution, upto))
                 # the restored rows keep counting as this sink's, under the new execution

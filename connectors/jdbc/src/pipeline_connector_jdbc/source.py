@@ -83,39 +83,43 @@ class JdbcSource(Source[JdbcSourceConfig]):
         assert self.engine is not None
         cfg, ctx = self.config, self.ctx
         try:
-            if cfg.table is not None:
+            self.engine.connect().close()
+        except DBAPIError as exc:
+            raise config_error(ctx, "url", f"cannot connect: {exc.orig or exc}") from None
+        if cfg.table is not None:
+            try:
                 self._table = Table(
                     cfg.table, MetaData(), schema=cfg.schema, autoload_with=self.engine
                 )
-                names = set(self._table.columns.keys())
-                wanted = [cfg.key or "", *(cfg.columns or [])]
-                missing = [c for c in wanted if c not in names]
-                if missing:
-                    raise config_error(
-                        ctx,
-                        "key" if cfg.key in missing else "columns",
-                        f"table {cfg.table!r} has no column {missing[0]!r} "
-                        f"(columns: {', '.join(sorted(names))})",
-                    )
-            else:
-                with self.engine.connect() as conn:
-                    probe = conn.execute(text(f"SELECT * FROM ({cfg.query}) AS q WHERE 1 = 0"))
-                    names = set(probe.keys())
-                if cfg.key is not None and cfg.key not in names:
-                    raise config_error(
-                        ctx,
-                        "key",
-                        f"the query has no column {cfg.key!r} "
-                        f"(columns: {', '.join(sorted(names))})",
-                    )
-        except NoSuchTableError:
-            raise config_error(ctx, "table", f"no table {cfg.table!r} in the database") from None
-        except OperationalError as exc:
-            raise config_error(ctx, "url", f"cannot connect: {exc.orig or exc}") from None
+            except NoSuchTableError:
+                raise config_error(
+                    ctx, "table", f"no table {cfg.table!r} in the database"
+                ) from None
+            names = set(self._table.columns.keys())
+            wanted = [cfg.key or "", *(cfg.columns or [])]
+            missing = [c for c in wanted if c not in names]
+            if missing:
+                raise config_error(
+                    ctx,
+                    "key" if cfg.key in missing else "columns",
+                    f"table {cfg.table!r} has no column {missing[0]!r} "
+                    f"(columns: {', '.join(sorted(names))})",
+                )
+            return
+        try:
+            with self.engine.connect() as conn:
+                probe = conn.execute(text(f"SELECT * FROM ({cfg.query}) AS q WHERE 1 = 0"))
+                names = set(probe.keys())
         except DBAPIError as exc:
             raise config_error(
                 ctx, "query", f"the database rejected the query: {exc.orig or exc}"
             ) from None
+        if cfg.key is not None and cfg.key not in names:
+            raise config_error(
+                ctx,
+                "key",
+                f"the query has no column {cfg.key!r} (columns: {', '.join(sorted(names))})",
+            )
 
     # --- reading -------------------------------------------------------------------
 

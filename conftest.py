@@ -1,4 +1,5 @@
-"""Every store test runs twice: on SQLite and on the real PostgreSQL server.
+"""Shared fixtures: databases. Tests using ``db_url`` run twice: on SQLite and on the real
+PostgreSQL server.
 
 ``PIPELINE_TEST_POSTGRES_URL`` (default: the local server at 127.0.0.1:5432) names a
 database to connect to for creating one throwaway database per test. A missing server
