@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import sqlite3
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
+from pipeline_core.testing.crash import kill_and_resume
 from tests.conftest import BIN
 
 RECORDS = 60_000
@@ -109,32 +108,16 @@ def test_sigkill_and_resume_equals_an_uninterrupted_run(tmp_path: Path, backend:
     expected = output(reference_dir)
     assert len(expected) == RECORDS
 
-    rnd = random.Random(backend)
-    kills = during_checkpoint = runs = 0
-    while True:
-        runs += 1
-        assert runs < 80, "the job never finished"
-        proc = start(crash_dir)
-        if kills >= 12 and during_checkpoint >= 2:
-            assert proc.wait(timeout=180) == 0, proc.stderr.read() if proc.stderr else ""
-            break
-        aim_at_checkpoint = kills % 4 == 3  # every 4th kill lands inside a checkpoint
-        deadline = time.monotonic() + rnd.uniform(0.7, 1.6)
-        before = pending_checkpoints(crash_dir)
-        while proc.poll() is None:
-            if aim_at_checkpoint:
-                if pending_checkpoints(crash_dir) > before:
-                    break
-            elif time.monotonic() >= deadline:
-                break
-            time.sleep(0.002)
-        if proc.poll() is not None:  # finished before we could kill it: start over to kill more
-            assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
-            break
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        kills += 1
-        during_checkpoint += aim_at_checkpoint
+    report = kill_and_resume(
+        [str(BIN / "pipeline-run"), "run", "--resume", "--no-progress", "--quiet", "job.yaml"],
+        cwd=crash_dir,
+        kills=12,
+        during_checkpoint=3,
+        pending_checkpoints=lambda: pending_checkpoints(crash_dir),
+        seed=backend,
+        env={"PIPELINE_DATABASE_URL": ""},
+    )
+    kills, during_checkpoint = report.kills, report.kills_during_checkpoint
     assert kills >= 10, f"only {kills} kills happened"
     assert during_checkpoint >= 2
     assert pending_checkpoints(crash_dir) >= 1  # evidence of kills in the middle of a checkpoint

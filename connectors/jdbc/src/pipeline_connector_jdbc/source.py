@@ -32,6 +32,13 @@ def config_error(ctx: RuntimeContext, field: str, message: str) -> ConfigError:
     return ConfigError(Problem(message, job=ctx.job_name, component=ctx.component, field=field))
 
 
+def _dicts(result: Result[Any], rows: Any = None) -> list[dict[str, Any]]:
+    # Plain str keys: SQLAlchemy's are str subclasses, which orjson (and so the JSON
+    # sinks) refuse as dict keys.
+    keys = [str(k) for k in result.keys()]
+    return [dict(zip(keys, row, strict=True)) for row in (result if rows is None else rows)]
+
+
 class JdbcSource(Source[JdbcSourceConfig]):
     """Table mode (BATCH_ROLLER): ``SELECT … WHERE key > :last ORDER BY key LIMIT n`` per
     page; position ``{"last_key", "current_page", "page_size", "total_processed"}``; each
@@ -133,7 +140,7 @@ class JdbcSource(Source[JdbcSourceConfig]):
         if self.last_key is not None:
             stmt = stmt.where(key > self.last_key)
         with self.engine.connect() as conn:
-            return [dict(row._mapping) for row in conn.execute(stmt)]
+            return _dicts(conn.execute(stmt))
 
     async def _retrying(self, fn: Any) -> Any:
         delay = 0.5
@@ -210,7 +217,7 @@ class JdbcSource(Source[JdbcSourceConfig]):
         if self._result is None:
             self._start_stream()
         assert self._result is not None
-        return [dict(row._mapping) for row in self._result.fetchmany(self.ctx.batch_size)]
+        return _dicts(self._result, self._result.fetchmany(self.ctx.batch_size))
 
     async def _read_query(self) -> AsyncIterator[Batch]:
         key = self.config.key

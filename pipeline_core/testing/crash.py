@@ -1,0 +1,90 @@
+"""Crash-test harness: run a job in a subprocess, SIGKILL it again and again, resume.
+
+Connector authors use it to prove that a source resumes exactly and a sink neither loses
+nor duplicates records across real kills::
+
+    report = kill_and_resume(["pipeline-run", "run", "--resume", "job.yaml"], cwd=tmp,
+                             kills=10, pending_checkpoints=lambda: count_pending(tmp))
+    assert report.kills >= 10
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import attrs
+
+__all__ = ["CrashReport", "kill_and_resume"]
+
+
+@attrs.define
+class CrashReport:
+    kills: int = 0
+    kills_during_checkpoint: int = 0
+    runs: int = 0
+
+
+def kill_and_resume(
+    command: Sequence[str],
+    *,
+    cwd: Path,
+    kills: int,
+    during_checkpoint: int = 0,
+    pending_checkpoints: Callable[[], int] | None = None,
+    delay: tuple[float, float] = (0.7, 1.6),
+    seed: object = 0,
+    env: dict[str, str] | None = None,
+    max_runs: int = 80,
+    final_timeout: float = 180,
+) -> CrashReport:
+    """Start ``command`` (which must resume from its last checkpoint), SIGKILL it after a
+    random delay — or, for ``during_checkpoint`` of the kills, as soon as
+    ``pending_checkpoints()`` grows (a checkpoint has begun) — until ``kills`` kills are
+    done; then let a last run finish and require exit status 0."""
+    rnd = random.Random(str(seed))
+    report = CrashReport()
+    full_env = {**os.environ, **(env or {})}
+    while True:
+        report.runs += 1
+        if report.runs > max_runs:
+            raise AssertionError(f"the job did not finish in {max_runs} runs: {report}")
+        proc = subprocess.Popen(
+            list(command), cwd=cwd, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        done_killing = report.kills >= kills and report.kills_during_checkpoint >= during_checkpoint
+        if done_killing:
+            code = proc.wait(timeout=final_timeout)
+            stderr = proc.stderr.read().decode() if proc.stderr else ""
+            if code != 0:
+                raise AssertionError(f"the final run failed ({code}): {stderr}")
+            return report
+        aim = (
+            pending_checkpoints is not None
+            and report.kills_during_checkpoint < during_checkpoint
+            and report.kills % 3 == 2
+        )
+        before = pending_checkpoints() if aim and pending_checkpoints else 0
+        deadline = time.monotonic() + rnd.uniform(*delay)
+        while proc.poll() is None:
+            if aim and pending_checkpoints is not None:
+                if pending_checkpoints() > before:
+                    break
+            elif time.monotonic() >= deadline:
+                break
+            time.sleep(0.002)
+        if proc.poll() is not None:
+            stderr = proc.stderr.read().decode() if proc.stderr else ""
+            raise AssertionError(
+                f"the job ended (exit {proc.returncode}) before kill {report.kills + 1}: "
+                f"slow it down or lower the kill count. {stderr}"
+            )
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        report.kills += 1
+        report.kills_during_checkpoint += int(aim)
