@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -323,3 +324,40 @@ def test_sql_task_query_into_a_table(db_url: str) -> None:
     assert [(r["bucket"], r["n"]) for r in sink.committed] == [(0, 1000), (1, 1000), (2, 1000)]
     expected = sum(r["amount"] for r in rows(1000))
     assert Decimal(str(sink.committed[0]["total"])) == expected
+
+
+def test_examples_run_against_postgresql(db_url: str, tmp_path: Path) -> None:
+    if not db_url.startswith("postgresql"):
+        return  # the examples are written for PostgreSQL; the SQLite run checks nothing
+    import shutil
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[3]
+    shutil.copytree(
+        repo / "examples", tmp_path / "examples", ignore=shutil.ignore_patterns("output")
+    )
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql((repo / "examples" / "postgres_setup.sql").read_text())
+    env = {**__import__("os").environ, "PIPELINE_EXAMPLES_DB": db_url, "PIPELINE_DATABASE_URL": ""}
+    for job in ("orders_to_postgres.yaml", "customer_totals.yaml"):
+        proc = subprocess.run(
+            [
+                str(Path(sys.executable).parent / "pipeline-run"),
+                "run",
+                "--no-progress",
+                f"examples/{job}",
+            ],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert proc.returncode == 0, proc.stderr
+    with engine.connect() as conn:
+        paid = conn.execute(text("SELECT count(*), sum(total) FROM paid_orders")).one()
+        totals = conn.execute(text("SELECT sum(orders), sum(revenue) FROM customer_totals")).one()
+    engine.dispose()
+    assert paid[0] == 3383  # the quickstart's paid orders of at least 20 EUR
+    assert (totals[0], totals[1]) == (paid[0], paid[1])

@@ -35,7 +35,7 @@ def config_error(ctx: RuntimeContext, field: str, message: str) -> ConfigError:
 def _dicts(result: Result[Any], rows: Any = None) -> list[dict[str, Any]]:
     # Plain str keys: SQLAlchemy's are str subclasses, which orjson (and so the JSON
     # sinks) refuse as dict keys.
-    keys = [str(k) for k in result.keys()]
+    keys = [str(k) for k in result.keys()]  # noqa: SIM118 - a Result, not a dict
     return [dict(zip(keys, row, strict=True)) for row in (result if rows is None else rows)]
 
 
