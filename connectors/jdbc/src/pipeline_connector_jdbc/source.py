@@ -64,6 +64,10 @@ class JdbcSource(Source[JdbcSourceConfig]):
         self.engine: Engine | None = None
         self._conn: Connection | None = None
         self._result: Result[Any] | None = None
+        self._raw: Any = None
+        self._cursor: Any = None
+        self._fetch: Any = None
+        self._keys: list[str] = []
         self.last_key: Any = None
         self.page = 0
         self.total = 0
@@ -201,23 +205,38 @@ class JdbcSource(Source[JdbcSourceConfig]):
             sql = f"SELECT * FROM ({sql}) AS q{where.format(k=quoted)} ORDER BY q.{quoted}"
             if self.last_key is not None:
                 params = {"last": self.last_key}
-        self._conn = self.engine.connect().execution_options(
-            stream_results=True, yield_per=cfg.fetch_size
-        )
-        self._result = self._conn.execute(text(sql), params)
+        if self.engine.dialect.name == "postgresql":
+            # psycopg's own server-side cursor: tuples straight from the driver, without
+            # SQLAlchemy building a Row per record (a third of the read time).
+            self._raw = self.engine.raw_connection()
+            cursor = self._raw.driver_connection.cursor(name=f"pipeline_{id(self):x}")
+            cursor.itersize = cfg.fetch_size
+            pg_sql = sql.replace("%", "%%").replace(":last", "%(last)s") if params else sql
+            cursor.execute(pg_sql, params or None)
+            self._cursor = cursor
+            self._keys = [d.name for d in cursor.description]
+            self._fetch = cursor.fetchmany
+        else:
+            self._conn = self.engine.connect().execution_options(
+                stream_results=True, yield_per=cfg.fetch_size
+            )
+            self._result = self._conn.execute(text(sql), params)
+            self._keys = [str(k) for k in self._result.keys()]  # noqa: SIM118 - not a dict
+            self._fetch = self._result.fetchmany
         if cfg.key is None and self.total:
             skipped = 0  # no id to seek to: skip what earlier runs processed
             while skipped < self.total:
-                part = self._result.fetchmany(min(cfg.fetch_size, self.total - skipped))
+                part = self._fetch(min(cfg.fetch_size, self.total - skipped))
                 if not part:
                     break
                 skipped += len(part)
 
     def _fetch_rows(self) -> list[dict[str, Any]]:
-        if self._result is None:
+        if self._fetch is None:
             self._start_stream()
-        assert self._result is not None
-        return _dicts(self._result, self._result.fetchmany(self.ctx.batch_size))
+        assert self._fetch is not None
+        keys = self._keys
+        return [dict(zip(keys, row, strict=True)) for row in self._fetch(self.ctx.batch_size)]
 
     async def _read_query(self) -> AsyncIterator[Batch]:
         key = self.config.key
@@ -239,18 +258,15 @@ class JdbcSource(Source[JdbcSourceConfig]):
     # --- closing -------------------------------------------------------------------
 
     def _close_stream(self) -> None:
-        if self._result is not None:
-            try:
-                self._result.close()
-            except Exception:  # a broken connection may refuse even this
-                log.debug("closing the result failed", exc_info=True)
-            self._result = None
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except Exception:
-                log.debug("closing the connection failed", exc_info=True)
-            self._conn = None
+        self._fetch = None
+        for name in ("_result", "_cursor", "_conn", "_raw"):
+            resource = getattr(self, name)
+            if resource is not None:
+                setattr(self, name, None)
+                try:
+                    resource.close()
+                except Exception:  # a broken connection may refuse even this
+                    log.debug("closing %s failed", name, exc_info=True)
 
     async def close(self) -> None:
         await asyncio.to_thread(self._close_stream)
