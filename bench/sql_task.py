@@ -18,7 +18,9 @@ import time
 from decimal import Decimal
 from typing import Any
 
-ADMIN = os.environ.get("PIPELINE_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+ADMIN = os.environ.get(
+    "PIPELINE_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
 DB = "pipeline_bench"
 VAT = Decimal("1.2")
 QUERY = "SELECT id, customer, amount FROM src"
@@ -49,7 +51,9 @@ def setup(rows: int) -> None:
         conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {DB}")
     with psycopg.connect(libpq(db_url()), autocommit=True) as conn:
-        conn.execute("CREATE TABLE src (id INTEGER PRIMARY KEY, customer TEXT, amount NUMERIC(10, 2))")
+        conn.execute(
+            "CREATE TABLE src (id INTEGER PRIMARY KEY, customer TEXT, amount NUMERIC(10, 2))"
+        )
         conn.execute(
             "INSERT INTO src SELECT g, 'customer-' || (g %% 1000), (g %% 10000) / 100.0 "
             "FROM generate_series(1, %s) g",
@@ -57,7 +61,8 @@ def setup(rows: int) -> None:
         )
         for t in ("dst_baseline", "dst_framework"):
             conn.execute(
-                f"CREATE TABLE {t} (id INTEGER, customer TEXT, amount NUMERIC(10, 2), gross NUMERIC(12, 3))"
+                f"CREATE TABLE {t} "
+                "(id INTEGER, customer TEXT, amount NUMERIC(10, 2), gross NUMERIC(12, 3))"
             )
         conn.execute("ANALYZE src")
 
@@ -158,14 +163,21 @@ def main() -> None:
         child(args.child)
         return
     setup(args.rows)
-    runs: dict[str, list[dict[str, float]]] = {"baseline": [], "baseline-dicts": [], "framework": []}
+    runs: dict[str, list[dict[str, float]]] = {
+        "baseline": [],
+        "baseline-dicts": [],
+        "framework": [],
+    }
     for _ in range(args.repeat):
         for which in runs:
             runs[which].append(measure(which))
     written = {r["written"] for rs in runs.values() for r in rs}
     assert len(written) == 1, runs
     med = {w: statistics.median(r["elapsed"] for r in rs) for w, rs in runs.items()}
-    print(f"{args.rows:,} rows, {written.pop():,} written; PostgreSQL at {db_url().rsplit('@', 1)[-1]}")
+    print(
+        f"{args.rows:,} rows, {written.pop():,} written; "
+        f"PostgreSQL at {db_url().rsplit('@', 1)[-1]}"
+    )
     for w, rs in runs.items():
         rss = max(r["rss_mb"] for r in rs)
         times = ", ".join(f"{r['elapsed']:.2f}" for r in rs)

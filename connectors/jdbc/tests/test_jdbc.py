@@ -361,3 +361,43 @@ def test_examples_run_against_postgresql(db_url: str, tmp_path: Path) -> None:
     engine.dispose()
     assert paid[0] == 3383  # the quickstart's paid orders of at least 20 EUR
     assert (totals[0], totals[1]) == (paid[0], paid[1])
+
+
+def test_source_survives_a_dropped_connection(db_url: str) -> None:
+    if not db_url.startswith("postgresql"):
+        return  # only a server can drop a connection
+    import threading
+    import time
+
+    make_table(db_url, "src", rows(3_000))
+    killed: list[int] = []
+
+    def terminate() -> None:
+        time.sleep(0.4)
+        engine = create_engine(db_url)
+        with engine.connect() as conn:
+            killed.extend(
+                conn.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+                ).scalars()
+            )
+        engine.dispose()
+
+    sink = ListSink()
+    job = (
+        PipelineJob.builder()
+        .name("flaky")
+        .source("jdbc", url=db_url, table="src", key="id", page_size=100)
+        .transform(lambda s: s.rate_limit(2_500))
+        .sink(sink)
+        .build()
+    )
+    killer = threading.Thread(target=terminate)
+    killer.start()
+    run(job)
+    killer.join()
+    assert killed, "no connection was dropped"
+    assert [r["id"] for r in sink.committed] == list(range(3_000))
