@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import orjson
+import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, insert, select
 
 from pipeline_core.testing.crash import kill_and_resume
@@ -21,7 +22,14 @@ def table(md: MetaData, name: str) -> Table:
     return Table(name, md, Column("id", Integer, primary_key=True), Column("word", String(50)))
 
 
-def test_table_source_resumes_exactly_across_kills(db_url: str, tmp_path: Path) -> None:
+SOURCES = {
+    "table": "table: words, key: id, page_size: 500",
+    "query": "query: 'SELECT id, word FROM words WHERE id >= 0', key: id, fetch_size: 500",
+}
+
+
+@pytest.mark.parametrize("mode", sorted(SOURCES))
+def test_source_resumes_exactly_across_kills(db_url: str, tmp_path: Path, mode: str) -> None:
     engine = create_engine(db_url)
     md = MetaData()
     src = table(md, "words")
@@ -31,12 +39,12 @@ def test_table_source_resumes_exactly_across_kills(db_url: str, tmp_path: Path) 
     engine.dispose()
     (tmp_path / "job.yaml").write_text(
         f"name: sql-in\n"
-        f"source: {{type: jdbc, config: {{url: '{db_url}', table: words, key: id, page_size: 500}}}}\n"
+        f"source: {{type: jdbc, config: {{url: '{db_url}', {SOURCES[mode]}}}}}\n"
         f"transform: [{{type: rate_limit, per_second: 4000}}]\n"
         f"sink: {{type: file, config: {{path: out}}}}\n"
         f"config: {{checkpoint_interval: 200ms, source_batch_size: 100}}\n"
     )
-    report = kill_and_resume(RUN, cwd=tmp_path, kills=5, seed="source", env=ENV)
+    report = kill_and_resume(RUN, cwd=tmp_path, kills=5, seed=mode, env=ENV)
     assert report.kills == 5
     got = [
         orjson.loads(x)
