@@ -53,7 +53,7 @@ def test_bad_job_prints_one_line_per_problem_and_exits_2(tmp_path: Path) -> None
     assert lines == [
         "error: job 'broken', source (file): field 'batch_size': expected int, got 'abc'",
         "error: job 'broken', sink: field 'type': unknown sink type 'nosuch' (installed sink "
-        "types: file; is its connector installed? see `pipeline-run connectors`)",
+        "types: file, jdbc; is its connector installed? see `pipeline-run connectors`)",
         "error: job 'broken', transform step 1 (map): field 'function': cannot import "
         "'nowhere:fn': No module named 'nowhere'",
     ]
