@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-CONNECTORS := connectors/file connectors/jdbc
+CONNECTORS := connectors/file connectors/jdbc connectors/http
 
 .PHONY: setup quickstart test lint typecheck bench clean
 

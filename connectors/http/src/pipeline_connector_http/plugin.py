@@ -1,0 +1,19 @@
+"""Registers the HTTP source and sink (entry point ``http`` of ``pipeline.connectors``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline_connector_http.sink import HttpSink
+from pipeline_connector_http.source import HttpSource
+from pipeline_core import TypeRegistry, hookimpl
+
+
+@hookimpl
+def pipeline_register_sources(registry: TypeRegistry[Any]) -> None:
+    registry.add(HttpSource)
+
+
+@hookimpl
+def pipeline_register_sinks(registry: TypeRegistry[Any]) -> None:
+    registry.add(HttpSink)
