@@ -35,7 +35,7 @@ def test_upgrade_import_list_run_executions(db_url: str, tmp_path: Path) -> None
 
     code, out, err = cli(db_url, "jobs", "import", "examples/", cwd=tmp_path)
     assert code == 0, err
-    names = "customer-totals, orders-to-postgres, quickstart-orders"
+    names = "api-to-sqlite, customer-totals, orders-to-postgres, quickstart-orders"
     assert f"added: {names}" in out
     code, out, _ = cli(db_url, "jobs", "import", "examples/", cwd=tmp_path)
     assert f"unchanged: {names}" in out
@@ -43,6 +43,7 @@ def test_upgrade_import_list_run_executions(db_url: str, tmp_path: Path) -> None
     code, out, _ = cli(db_url, "jobs", "list", "--json", cwd=tmp_path)
     jobs = orjson.loads(out)
     assert [(j["job_name"], j["version"], j["enabled"]) for j in jobs] == [
+        ("api-to-sqlite", 1, True),
         ("customer-totals", 1, True),
         ("orders-to-postgres", 1, True),
         ("quickstart-orders", 1, True),

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import pytest
+from http_test_api import Api
 
 from pipeline_connector_http import HttpSink, HttpSinkConfig, HttpSource
 from pipeline_core import (
@@ -19,8 +20,6 @@ from pipeline_core import (
     structure,
 )
 from pipeline_core.testing import ListSink, MemorySource, run
-
-from .apiserver import Api
 
 N = 1000
 CTX = RuntimeContext(job_name="j", execution_id="e", component="source (http)")
@@ -265,3 +264,41 @@ def test_sink_record_mode_retries_a_flaky_server() -> None:
         faults = api.faults
     assert faults >= 3
     assert sorted(r["id"] for r in received) == list(range(200))  # once each
+
+
+def test_api_to_sqlite_example_runs(tmp_path: Any) -> None:
+    import os
+    import shutil
+    import socket
+    import sqlite3
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[3]
+    shutil.copytree(
+        repo / "examples", tmp_path / "examples", ignore=shutil.ignore_patterns("output")
+    )
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    bin_dir = Path(sys.executable).parent
+    env = {
+        **os.environ,
+        "PY": str(bin_dir / "python"),
+        "RUN": str(bin_dir / "pipeline-run"),
+        "EXAMPLE_API_PORT": str(port),
+        "PIPELINE_DATABASE_URL": "",
+    }
+    proc = subprocess.run(
+        ["sh", "examples/api_demo.sh", "--no-progress"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "rows in examples/output/orders.db: 4998" in proc.stdout
+    with sqlite3.connect(tmp_path / "examples/output/orders.db") as db:
+        assert db.execute("SELECT count(DISTINCT order_id) FROM orders").fetchone()[0] == 4998

@@ -6,10 +6,9 @@ import sys
 from pathlib import Path
 
 import orjson
+from http_test_api import Api
 
 from pipeline_core.testing.crash import kill_and_resume
-
-from .apiserver import Api
 
 N = 6_000
 
