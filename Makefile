@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 CONNECTORS := connectors/file connectors/jdbc connectors/http
 
-.PHONY: setup quickstart test lint typecheck bench clean
+.PHONY: setup quickstart test lint typecheck bench bench-pg clean
 
 $(BIN)/pipeline-run: pyproject.toml $(foreach c,$(CONNECTORS),$(c)/pyproject.toml)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,12 @@ test: lint typecheck
 
 bench: setup
 	$(BIN)/python bench/file_to_file.py
+	$(BIN)/python bench/checkpoint_overhead.py
+
+# Needs PostgreSQL (PIPELINE_BENCH_PG_URL, default the local server).
+bench-pg: setup
+	$(BIN)/python bench/sql_task.py
+	$(BIN)/python bench/http_to_sql.py
 
 clean:
 	rm -rf $(VENV) .pipeline build dist
