@@ -11,6 +11,7 @@ from pathlib import Path
 
 import orjson
 
+from pipeline_core import load_plugins
 from tests.conftest import BIN, REPO, pipeline_run
 
 
@@ -50,10 +51,12 @@ def test_bad_job_prints_one_line_per_problem_and_exits_2(tmp_path: Path) -> None
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     lines = proc.stderr.strip().splitlines()
+    installed = ", ".join(load_plugins().sinks.names())
+    assert "file" in installed
     assert lines == [
         "error: job 'broken', source (file): field 'batch_size': expected int, got 'abc'",
         "error: job 'broken', sink: field 'type': unknown sink type 'nosuch' (installed sink "
-        "types: file, jdbc; is its connector installed? see `pipeline-run connectors`)",
+        f"types: {installed}; is its connector installed? see `pipeline-run connectors`)",
         "error: job 'broken', transform step 1 (map): field 'function': cannot import "
         "'nowhere:fn': No module named 'nowhere'",
     ]
