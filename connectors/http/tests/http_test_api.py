@@ -151,6 +151,13 @@ class Api:
                     self.send(200, recs[start : start + 100], headers)
                 elif url.path == "/fail404":
                     self.send(404, {"error": "no such thing"})
+                elif url.path == "/retryafter":
+                    with api.lock:
+                        first = api.hits[self.path] == 1
+                    if first:
+                        self.send(429, {"error": "later"}, {"Retry-After": "1"})
+                    else:
+                        self.send(200, recs[:10])
                 elif url.path == "/always503":
                     self.send(503, {"error": "down"})
                 else:

@@ -146,12 +146,13 @@ def test_persistent_server_errors_fail_after_the_retries() -> None:
 
 
 def test_retry_after_is_honoured() -> None:
-    from pipeline_connector_http.client import _retry_after
-
-    class R:
-        headers = {"Retry-After": "2"}
-
-    assert _retry_after(R()) == 2.0  # type: ignore[arg-type]
+    with Api(N) as api:
+        t0 = time.monotonic()
+        got = read(source(api, "/retryafter", pagination={"style": "none"}))
+        elapsed = time.monotonic() - t0
+        hits = sum(api.hits.values())
+    assert ids(got) == list(range(10))
+    assert hits == 2 and elapsed >= 0.95  # the server's 1 s, not the 10 ms backoff
 
 
 def test_rate_limit_spaces_requests() -> None:
@@ -302,3 +303,23 @@ def test_api_to_sqlite_example_runs(tmp_path: Any) -> None:
     assert "rows in examples/output/orders.db: 4998" in proc.stdout
     with sqlite3.connect(tmp_path / "examples/output/orders.db") as db:
         assert db.execute("SELECT count(DISTINCT order_id) FROM orders").fetchone()[0] == 4998
+
+
+def test_sink_body_template() -> None:
+    with Api(N) as api:
+        for mode, template in (
+            ("batch", {"source": "pipeline", "events": "$records"}),
+            ("record", {"event": "$record", "v": 1}),
+        ):
+            job = (
+                PipelineJob.builder()
+                .name("out")
+                .source(MemorySource.of([{"id": i} for i in range(5)]))
+                .sink("http", url=api.base + "/sink", mode=mode, body_template=template)
+                .build()
+            )
+            run(job)
+        received = list(api.received)
+    assert received[0] == {"source": "pipeline", "events": [{"id": i} for i in range(5)]}
+    assert sorted(r["event"]["id"] for r in received[1:]) == list(range(5))
+    assert all(r["v"] == 1 for r in received[1:])

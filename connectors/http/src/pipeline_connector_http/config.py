@@ -122,6 +122,9 @@ class HttpSinkConfig:
     mode: Literal["batch", "record"] = "batch"
     #: Batch mode: wrap the records as ``{batch_key: [...]}`` (default: a bare JSON array).
     batch_key: str | None = None
+    #: A JSON body in which the string ``"$records"`` (batch mode) or ``"$record"`` (record
+    #: mode) is replaced by the data, e.g. ``{"source": "pipeline", "events": "$records"}``.
+    body_template: Any = None
     headers: dict[str, str] = attrs.field(factory=dict)
     #: Record mode: requests in flight at once.
     concurrency: int = attrs.field(default=8, validator=_positive)
@@ -130,3 +133,9 @@ class HttpSinkConfig:
     timeout: float = attrs.field(default=30.0, validator=_positive)
     retry: RetryConfig = attrs.field(factory=RetryConfig)
     auth: AuthConfig | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.body_template is not None and self.batch_key is not None:
+            raise FieldError(
+                "give either 'batch_key' or 'body_template', not both", "body_template"
+            )

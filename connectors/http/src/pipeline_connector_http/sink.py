@@ -57,16 +57,24 @@ class HttpSink(Sink[HttpSinkConfig]):
         )
         self.sent += 1
 
+    def _body(self, data: Any, placeholder: str) -> Any:
+        cfg = self.config
+        if cfg.body_template is not None:
+            return _fill(cfg.body_template, placeholder, data)
+        if cfg.batch_key and placeholder == "$records":
+            return {cfg.batch_key: data}
+        return data
+
     async def write(self, records: list[Any]) -> None:
         cfg = self.config
         if cfg.mode == "batch":
-            await self._send({cfg.batch_key: records} if cfg.batch_key else records)
+            await self._send(self._body(records, "$records"))
             return
         sem = asyncio.Semaphore(cfg.concurrency)
 
         async def one(record: Any) -> None:
             async with sem:
-                await self._send(record)
+                await self._send(self._body(record, "$record"))
 
         await asyncio.gather(*(one(r) for r in records))
 
@@ -74,3 +82,14 @@ class HttpSink(Sink[HttpSinkConfig]):
         if self.client is not None:
             client, self.client = self.client, None
             await client.aclose()
+
+
+def _fill(template: Any, placeholder: str, data: Any) -> Any:
+    """The template with every string equal to ``placeholder`` replaced by ``data``."""
+    if template == placeholder:
+        return data
+    if isinstance(template, dict):
+        return {k: _fill(v, placeholder, data) for k, v in template.items()}
+    if isinstance(template, list):
+        return [_fill(v, placeholder, data) for v in template]
+    return template
