@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import time
 import uuid
 
 import attrs
@@ -20,7 +21,12 @@ from rich.table import Table
 
 from pipeline_core.checkpoint.storage import CheckpointStorage
 from pipeline_core.cli.output import err, out, print_error
-from pipeline_core.errors import CheckpointError, ConfigError, PipelineError
+from pipeline_core.errors import (
+    CheckpointError,
+    ConfigError,
+    PipelineError,
+    RetriableConnectorError,
+)
 from pipeline_core.model.loader import load_job_file
 from pipeline_core.plugins.manager import Plugins, load_plugins
 from pipeline_core.runtime.metrics import RunMetrics
@@ -191,6 +197,28 @@ def _summary(
         err.print(f"[bold red]error:[/] {error}", markup=True, soft_wrap=True)
 
 
+def _start_retry(
+    previous: _Recording, prepared: PreparedJob, plugins: Plugins, attempt: int
+) -> _Recording:
+    """A retry is a new execution (new id, so a file sink's part names never collide with
+    the failed attempt's) that resumes from the job's newest completed checkpoint."""
+    store = previous.store
+    plugins.pm.unregister(name="execution-recorder")
+    execution_id = uuid.uuid4().hex
+    store.executions.create(
+        prepared.job.name, execution_id, triggered_by="RETRY", retry_count=attempt
+    )
+    store.executions.transition(execution_id, ExecutionStatus.INITIALIZING)
+    plugins.pm.register(
+        ExecutionRecorder(store.executions, execution_id), name="execution-recorder"
+    )
+    checkpointing = attrs.evolve(
+        previous.checkpointing,
+        restore_from=store.checkpoints.latest_completed(prepared.job.name),
+    )
+    return _Recording(store, execution_id, previous.version, checkpointing)
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         plugins, prepared = _load(args.jobfile)
@@ -220,8 +248,29 @@ def run(args: argparse.Namespace) -> int:
         err.print(
             f"running [bold]{prepared.job.name}[/]{where}: {_describe(prepared)}", markup=True
         )
+    cfg = prepared.job.config
+    attempt = 0
     try:
-        result = asyncio.run(_run(prepared, plugins, metrics, show, recording))
+        while True:
+            result = asyncio.run(_run(prepared, plugins, metrics, show, recording))
+            if not (
+                recording is not None
+                and result.status is ExecutionStatus.FAILED
+                and attempt < cfg.max_retry_times
+                and isinstance(result.exception, RetriableConnectorError | CheckpointError)
+            ):
+                break
+            attempt += 1
+            delay = cfg.retry_interval.total_seconds() * 2 ** (attempt - 1)
+            err.print(
+                f"[yellow]failed:[/] {result.error}; retry {attempt} of {cfg.max_retry_times} "
+                f"in {delay:.1f} s, from the last checkpoint",
+                markup=True,
+                soft_wrap=True,
+            )
+            time.sleep(delay)
+            recording = _start_retry(recording, prepared, plugins, attempt)
+            metrics = RunMetrics()
     except KeyboardInterrupt:
         _summary(prepared.job.name, ExecutionStatus.CANCELLED, metrics, None)
         err.print("cancelled: no output was committed by the interrupted run", soft_wrap=True)

@@ -151,6 +151,14 @@ class Api:
                     self.send(200, recs[start : start + 100], headers)
                 elif url.path == "/fail404":
                     self.send(404, {"error": "no such thing"})
+                elif url.path == "/flakypage":
+                    page, size = int(q.get("page", 1)), int(q.get("per_page", 100))
+                    with api.lock:
+                        failing = page == 3 and api.hits[self.path] <= 2
+                    if failing:  # page 3 fails twice, whoever asks
+                        self.send(503, {"error": "page 3 is having a bad day"})
+                    else:
+                        self.send(200, {"data": recs[(page - 1) * size : page * size]})
                 elif url.path == "/retryafter":
                     with api.lock:
                         first = api.hits[self.path] == 1
