@@ -167,7 +167,3 @@ class StateManager:
     def keyed(self, operator: str) -> KeyedState:
         """Per-key states of an operator (its name scopes them)."""
         return KeyedState(self.backend, operator)
-
-    def operator(self, operator: str) -> KeyedState:
-        """Operator-scoped states (not keyed): the key stays None."""
-        return KeyedState(self.backend, operator)
