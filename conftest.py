@@ -57,6 +57,16 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
+def pg_url() -> Iterator[str]:
+    """An empty throwaway database on the real PostgreSQL server."""
+    url = _create_pg_database()
+    try:
+        yield url
+    finally:
+        _drop_pg_database(url)
+
+
+@pytest.fixture
 def store(db_url: str) -> Iterator[MetadataStore]:
     """A MetadataStore at the current schema."""
     upgrade(make_engine(db_url))

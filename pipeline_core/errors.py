@@ -227,3 +227,15 @@ class JobAlreadyExists(RegistryError):
 
 class SchemaError(RegistryError):
     """The metadata database's schema is missing or older than this pipeline-core."""
+
+
+class LifecycleError(PipelineError):
+    """An execution was asked to move to a state its current state cannot reach."""
+
+
+class JobAlreadyRunning(PipelineError):
+    """A trigger found the job running and the job does not allow concurrent executions."""
+
+
+class JobDisabled(PipelineError):
+    """A disabled job was triggered."""

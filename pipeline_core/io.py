@@ -84,6 +84,12 @@ class RuntimeContext:
     execution_id: str
     component: str
     batch_size: int = 256
+    #: Unique per attempt: a retried or taken-over execution keeps its ``execution_id`` but
+    #: runs with a new ``run_id``. Name what one attempt writes (part files, staging
+    #: tags) after this, so that a retry never collides with the attempt before it.
+    run_id: str = attrs.field(
+        default=attrs.Factory(lambda self: self.execution_id, takes_self=True)
+    )
 
 
 @attrs.frozen

@@ -26,6 +26,9 @@ def run(args: argparse.Namespace) -> int:
             "job",
             "v",
             "status",
+            "trigger",
+            "retries",
+            "owner",
             "started (UTC)",
             "duration",
             "read",
@@ -37,7 +40,10 @@ def run(args: argparse.Namespace) -> int:
                 r.execution_id[:12],
                 r.job_name,
                 r.job_version,
-                r.status.value,
+                r.status.value + (" (paused)" if r.paused else ""),
+                r.triggered_by,
+                r.retry_count,
+                r.owner_instance,
                 fmt_time(r.start_time),
                 f"{r.duration_ms / 1000:.1f} s" if r.duration_ms is not None else None,
                 f"{r.processed_records:,}",
@@ -46,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
             )
             for r in records
         ],
-        keep=["execution", "job", "status", "started (UTC)", "read", "failed"],
+        keep=["execution", "job", "status", "trigger", "retries", "started (UTC)", "read"],
     )
     return 0
 

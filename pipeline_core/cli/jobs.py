@@ -9,7 +9,9 @@ import attrs
 
 from pipeline_core.cli.output import out
 from pipeline_core.cli.tables import fmt_time, print_json, print_table
+from pipeline_core.config.converter import structure
 from pipeline_core.model.loader import load_job_file
+from pipeline_core.model.schedule import ScheduleConfig
 from pipeline_core.store import JobDefinition, MetadataStore
 
 __all__ = ["add_parser"]
@@ -127,6 +129,53 @@ def cmd_set_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_start(args: argparse.Namespace) -> int:
+    """Trigger a job: a SCHEDULED execution that a running ``serve`` instance picks up."""
+    fired = _store(args).schedules.trigger(args.name, triggered_by="MANUAL")
+    out.print(fired.execution_id)
+    return 0
+
+
+def cmd_schedule(args: argparse.Namespace) -> int:
+    store = _store(args)
+    if args.remove:
+        removed = store.schedules.delete(args.name)
+        out.print(f"{args.name}: schedule removed" if removed else f"{args.name}: no schedule")
+        return 0
+    if args.cron or args.after or args.event or args.manual:
+        if args.cron:
+            options: dict[str, object] = {
+                "type": "CRON",
+                "cron": args.cron,
+                "timezone": args.timezone,
+            }
+        elif args.after:
+            options = {"type": "DEPENDENCY", "dependencies": args.after.split(",")}
+        elif args.event:
+            trigger, _, topic = args.event.partition(":")
+            options = {"type": "EVENT", "event_trigger": trigger, "event_topic": topic}
+        else:
+            options = {"type": "MANUAL"}
+        config = structure(options, ScheduleConfig, job=args.name, component="schedule")
+        store.schedules.put(args.name, config)
+    record = store.schedules.get(args.name)
+    if record is None:
+        out.print(f"{args.name}: no schedule (runs only when started)")
+        return 0
+    data = {
+        **attrs.asdict(record.config),
+        "next_trigger_time": record.next_trigger_time,
+        "last_trigger_time": record.last_trigger_time,
+    }
+    if args.json:
+        print_json(data)
+    else:
+        for key, value in data.items():
+            if value not in (None, {}, ()):
+                out.print(f"{key}: {value}", soft_wrap=True)
+    return 0
+
+
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     jobs = sub.add_parser("jobs", help="the job registry")
     js = jobs.add_subparsers(dest="jobs_command", required=True, metavar="COMMAND")
@@ -154,6 +203,22 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         p = js.add_parser(name, help=f"{name} a job")
         p.add_argument("name")
         p.set_defaults(func=func)
+
+    p = js.add_parser("start", help="start a job now (a running serve instance runs it)")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_start)
+
+    p = js.add_parser("schedule", help="show or set when a job runs")
+    p.add_argument("name")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--cron", metavar="EXPR", help="5 fields, or 6 with seconds first")
+    g.add_argument("--after", metavar="JOB[,JOB]", help="run when these jobs completed")
+    g.add_argument("--event", metavar="TRIGGER:TOPIC", help="e.g. rabbitmq:orders-ready")
+    g.add_argument("--manual", action="store_true", help="only when started")
+    g.add_argument("--remove", action="store_true", help="delete the schedule")
+    p.add_argument("--timezone", default="UTC", help="IANA time zone of --cron")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_schedule)
 
     p = js.add_parser("import", help="register or update every job file in a directory")
     p.add_argument("directory")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import time
 import uuid
 
 import attrs
@@ -19,22 +18,18 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from pipeline_core.checkpoint.storage import CheckpointStorage
+from pipeline_core.checkpoint.repository import CheckpointInfo
 from pipeline_core.cli.output import err, out, print_error
-from pipeline_core.errors import (
-    CheckpointError,
-    ConfigError,
-    PipelineError,
-    RetriableConnectorError,
-)
+from pipeline_core.errors import CheckpointError, ConfigError, PipelineError
 from pipeline_core.model.loader import load_job_file
 from pipeline_core.plugins.manager import Plugins, load_plugins
 from pipeline_core.runtime.metrics import RunMetrics
 from pipeline_core.runtime.prepare import PreparedJob, prepare
 from pipeline_core.runtime.result import ExecutionStatus, JobResult
-from pipeline_core.runtime.runner import Checkpointing, execute
+from pipeline_core.runtime.runner import execute
+from pipeline_core.service.executor import JobExecutor
 from pipeline_core.store import MetadataStore
-from pipeline_core.store.recorder import ExecutionRecorder
+from pipeline_core.store.executions import ExecutionRecord
 
 __all__ = ["add_parsers"]
 
@@ -82,68 +77,77 @@ def _progress_bar() -> Progress:
     )
 
 
-HEARTBEAT_SECONDS = 2.0
-
-
 async def _run(
     prepared: PreparedJob,
     plugins: Plugins,
     metrics: RunMetrics,
     show_progress: bool,
     recording: _Recording | None,
-) -> JobResult:
-    """Execute, refreshing the progress bar and the execution's heartbeat meanwhile."""
+) -> JobResult | None:
+    """Execute, refreshing the progress bar meanwhile. A recorded run goes through the
+    JobExecutor (lifecycle, heartbeats, retries from the last checkpoint) like a run
+    in ``pipeline-run serve``; ``--no-record`` runs the runtime directly."""
     progress = _progress_bar() if show_progress else None
     task = (
         progress.add_task(prepared.job.name, total=None, records="0", rate="0", failed=0)
         if progress
         else None
     )
+    executor = None
+    if recording is not None:
+        executor = JobExecutor(
+            recording.store,
+            plugins,
+            instance=recording.record.owner_instance,
+            checkpoint_url=recording.checkpoint_url,
+        )
+        await executor.start(claim=False)
+
+    def current() -> RunMetrics:
+        h = executor.running.get(recording.execution_id) if executor and recording else None
+        return h.metrics if h is not None else metrics
 
     async def ticker() -> None:
-        last_beat = 0.0
         while True:
             if progress is not None and task is not None:
-                _refresh(progress, task, metrics)
-            if recording is not None and metrics.elapsed - last_beat >= HEARTBEAT_SECONDS:
-                last_beat = metrics.elapsed
-                await asyncio.to_thread(
-                    recording.store.executions.heartbeat,
-                    recording.execution_id,
-                    processed=metrics.records_read,
-                    failed=metrics.failed_records,
-                )
+                _refresh(progress, task, current())
             await asyncio.sleep(0.2)
 
     with progress if progress is not None else contextlib.nullcontext():
         tick = asyncio.create_task(ticker())
         try:
-            return await execute(
-                prepared,
-                plugins,
-                metrics=metrics,
-                execution_id=recording.execution_id if recording else None,
-                checkpointing=recording.checkpointing if recording else None,
-            )
+            if executor is not None and recording is not None:
+                return await executor.run_here(
+                    recording.record,
+                    prepared.job,
+                    restore_from=recording.restore_from,
+                    metrics=metrics,
+                )
+            return await execute(prepared, plugins, metrics=metrics)
         finally:
             tick.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await tick
             if progress is not None and task is not None:
-                _refresh(progress, task, metrics)
+                _refresh(progress, task, current())
+            if executor is not None:
+                await executor.stop(graceful=False)
 
 
 @attrs.define
 class _Recording:
     store: MetadataStore
-    execution_id: str
+    record: ExecutionRecord
     version: int
-    checkpointing: Checkpointing
+    checkpoint_url: str | None
+    restore_from: CheckpointInfo | None
+
+    @property
+    def execution_id(self) -> str:
+        return self.record.execution_id
 
 
-def _start_recording(
-    args: argparse.Namespace, prepared: PreparedJob, plugins: Plugins
-) -> _Recording:
+def _start_recording(args: argparse.Namespace, prepared: PreparedJob) -> _Recording:
     """Register (or version) the job file and create its execution record."""
     store = MetadataStore.open(args.database)
     restore_from = None
@@ -157,18 +161,8 @@ def _start_recording(
     elif args.resume:
         restore_from = store.checkpoints.latest_completed(prepared.job.name)
     definition, _outcome = store.registry.register_or_update(prepared.job)
-    execution_id = uuid.uuid4().hex
-    store.executions.create(prepared.job.name, execution_id, triggered_by="MANUAL")
-    store.executions.transition(execution_id, ExecutionStatus.INITIALIZING)
-    plugins.pm.register(
-        ExecutionRecorder(store.executions, execution_id), name="execution-recorder"
-    )
-    checkpointing = Checkpointing(
-        repository=store.checkpoints,
-        storage=CheckpointStorage(args.checkpoint_url),
-        restore_from=restore_from,
-    )
-    return _Recording(store, execution_id, definition.version, checkpointing)
+    record = store.executions.create(prepared.job.name, uuid.uuid4().hex, triggered_by="MANUAL")
+    return _Recording(store, record, definition.version, args.checkpoint_url, restore_from)
 
 
 def _summary(
@@ -197,28 +191,6 @@ def _summary(
         err.print(f"[bold red]error:[/] {error}", markup=True, soft_wrap=True)
 
 
-def _start_retry(
-    previous: _Recording, prepared: PreparedJob, plugins: Plugins, attempt: int
-) -> _Recording:
-    """A retry is a new execution (new id, so a file sink's part names never collide with
-    the failed attempt's) that resumes from the job's newest completed checkpoint."""
-    store = previous.store
-    plugins.pm.unregister(name="execution-recorder")
-    execution_id = uuid.uuid4().hex
-    store.executions.create(
-        prepared.job.name, execution_id, triggered_by="RETRY", retry_count=attempt
-    )
-    store.executions.transition(execution_id, ExecutionStatus.INITIALIZING)
-    plugins.pm.register(
-        ExecutionRecorder(store.executions, execution_id), name="execution-recorder"
-    )
-    checkpointing = attrs.evolve(
-        previous.checkpointing,
-        restore_from=store.checkpoints.latest_completed(prepared.job.name),
-    )
-    return _Recording(store, execution_id, previous.version, checkpointing)
-
-
 def run(args: argparse.Namespace) -> int:
     try:
         plugins, prepared = _load(args.jobfile)
@@ -228,7 +200,7 @@ def run(args: argparse.Namespace) -> int:
     show = not args.no_progress and err.is_terminal
     metrics = RunMetrics()
     try:
-        recording = None if args.no_record else _start_recording(args, prepared, plugins)
+        recording = None if args.no_record else _start_recording(args, prepared)
     except PipelineError as exc:
         print_error(exc)
         return EXIT_CONFIG if isinstance(exc, ConfigError) else EXIT_FAILED
@@ -238,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
             if recording
             else ""
         )
-        restored = recording.checkpointing.restore_from if recording else None
+        restored = recording.restore_from if recording else None
         if restored is not None:
             err.print(
                 f"resuming from checkpoint {restored.checkpoint_id} of execution "
@@ -248,39 +220,37 @@ def run(args: argparse.Namespace) -> int:
         err.print(
             f"running [bold]{prepared.job.name}[/]{where}: {_describe(prepared)}", markup=True
         )
-    cfg = prepared.job.config
-    attempt = 0
     try:
-        while True:
-            result = asyncio.run(_run(prepared, plugins, metrics, show, recording))
-            if not (
-                recording is not None
-                and result.status is ExecutionStatus.FAILED
-                and attempt < cfg.max_retry_times
-                and isinstance(result.exception, RetriableConnectorError | CheckpointError)
-            ):
-                break
-            attempt += 1
-            delay = cfg.retry_interval.total_seconds() * 2 ** (attempt - 1)
-            err.print(
-                f"[yellow]failed:[/] {result.error}; retry {attempt} of {cfg.max_retry_times} "
-                f"in {delay:.1f} s, from the last checkpoint",
-                markup=True,
-                soft_wrap=True,
-            )
-            time.sleep(delay)
-            recording = _start_retry(recording, prepared, plugins, attempt)
-            metrics = RunMetrics()
+        result = asyncio.run(_run(prepared, plugins, metrics, show, recording))
     except KeyboardInterrupt:
         _summary(prepared.job.name, ExecutionStatus.CANCELLED, metrics, None)
         err.print("cancelled: no output was committed by the interrupted run", soft_wrap=True)
         return EXIT_CANCELLED
-    _summary(prepared.job.name, result.status, metrics, result.error)
+    if result is None:
+        _summary(prepared.job.name, ExecutionStatus.CANCELLED, metrics, None)
+        return EXIT_CANCELLED
+    final = _final_metrics(result, metrics)
+    if recording is not None:
+        record = recording.store.executions.get(recording.execution_id)
+        if record.retry_count:
+            err.print(f"retried {record.retry_count} time(s), each from the last checkpoint")
+    _summary(prepared.job.name, result.status, final, result.error)
     for line in result.outputs:
         out.print(f"output: {line}", soft_wrap=True)
     if result.status is ExecutionStatus.FAILED and args.traceback and result.error_trace:
         err.print(result.error_trace, markup=False, highlight=False)
     return 0 if result.status is ExecutionStatus.COMPLETED else EXIT_FAILED
+
+
+def _final_metrics(result: JobResult, metrics: RunMetrics) -> RunMetrics:
+    """The summary of the last attempt (a retry starts counting afresh)."""
+    if result.records_read == metrics.records_read:
+        return metrics
+    last = RunMetrics()
+    last.records_read, last.records_written = result.records_read, result.records_written
+    last.failed_records, last.dropped_records = result.failed_records, result.dropped_records
+    last.started_at, last.stopped_at = 0.0, result.duration_s
+    return last
 
 
 def validate(args: argparse.Namespace) -> int:

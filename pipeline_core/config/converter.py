@@ -145,6 +145,10 @@ def _problems(exc: BaseException, path: list[str]) -> list[tuple[list[str], str]
         ]
     if isinstance(exc, KeyError):
         return [(path, "missing required field")]
+    if isinstance(exc, AttributeError) and exc.name in ("keys", "items", "get"):
+        # cattrs reading a nested attrs class out of something that is not a mapping
+        got = type(exc.obj).__name__ if exc.obj is not None else "a scalar"
+        return [(path, f"expected a mapping of options, got {got}")]
     if isinstance(exc, FieldError):
         return [([*path, exc.field] if exc.field else path, exc.message)]
     if (

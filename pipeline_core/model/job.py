@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from pipeline_core.config.converter import FieldError, converter
+from pipeline_core.model.schedule import ScheduleConfig
 
 if TYPE_CHECKING:
     from pipeline_core.runtime.stream import Stream
@@ -128,6 +129,8 @@ class JobConfig:
     max_retry_times: int = attrs.field(default=0, validator=_non_negative)
     retry_interval: dt.timedelta = dt.timedelta(seconds=5)
     on_error: OnError = OnError.FAIL
+    #: Let a trigger start an execution while another one of this job is still active.
+    allow_concurrent: bool = False
     dead_letter: ComponentSpec | None = None
     state_backend: str = "memory"
 
@@ -154,6 +157,8 @@ class PipelineJob:
     steps: tuple[StepSpec, ...] = ()
     transform: Callable[[Stream], Stream] | None = attrs.field(default=None, eq=False)
     config: JobConfig = attrs.field(factory=JobConfig)
+    #: When the service runs it (None = manual only); applied when a version is registered.
+    schedule: ScheduleConfig | None = None
     #: Directory that relative paths and ``module:function`` references are resolved from.
     base_dir: str | None = attrs.field(default=None, eq=False)
 
@@ -207,6 +212,17 @@ class JobBuilder:
 
     def transform(self, fn: Callable[[Stream], Stream]) -> JobBuilder:
         self._fields["transform"] = fn
+        return self
+
+    def schedule(self, schedule: ScheduleConfig | None = None, /, **options: Any) -> JobBuilder:
+        """A ScheduleConfig, or its fields: ``.schedule(type="CRON", cron="0 * * * *")``."""
+        if schedule is None:
+            from pipeline_core.config.converter import structure
+
+            schedule = structure(
+                options, ScheduleConfig, job=self._fields.get("name"), component="schedule"
+            )
+        self._fields["schedule"] = schedule
         return self
 
     def steps(self, *steps: StepSpec) -> JobBuilder:

@@ -8,6 +8,7 @@ transform:
   - {type: select, fields: [id, amount]}
 sink: {type: file, config: {path: out/}}
 config: {checkpoint_interval: 60000, on_error: skip}
+schedule: {type: CRON, cron: "0 3 * * *", timezone: Europe/Berlin}
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import yaml
 from pipeline_core.config.converter import structure
 from pipeline_core.errors import ConfigError, Problem
 from pipeline_core.model.job import ComponentSpec, JobConfig, JobType, PipelineJob, StepSpec
+from pipeline_core.model.schedule import ScheduleConfig
 
 __all__ = ["job_from_dict", "load_job_file"]
 
@@ -35,9 +37,10 @@ class _JobFile:
     description: str | None = None
     transform: list[dict[str, Any]] = attrs.field(factory=list)
     config: JobConfig = attrs.field(factory=JobConfig)
+    schedule: ScheduleConfig | None = None
 
 
-_COMPONENTS = ("source", "sink", "config")
+_COMPONENTS = ("source", "sink", "config", "schedule")
 
 
 def _locate(problem: Problem, job: str) -> Problem:
@@ -87,6 +90,7 @@ def job_from_dict(data: Any, *, base_dir: str | None = None, origin: str = "<dic
         sink=parsed.sink,
         steps=tuple(steps),
         config=parsed.config,
+        schedule=parsed.schedule,
         base_dir=base_dir,
     )
 

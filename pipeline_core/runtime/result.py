@@ -43,6 +43,8 @@ class JobResult:
     outputs: tuple[str, ...] = ()
     #: Ids of the checkpoints this execution completed, in order.
     checkpoints: tuple[int, ...] = ()
+    #: Ended by ExecutionControl.stop_at_checkpoint: resume from the last checkpoint.
+    stopped_at_checkpoint: bool = False
 
     @property
     def processed_records(self) -> int:

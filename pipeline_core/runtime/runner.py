@@ -31,6 +31,7 @@ from pipeline_core.checkpoint.storage import CheckpointStorage
 from pipeline_core.io import FailedRecord, RuntimeContext, Sink, Source
 from pipeline_core.plugins.manager import Plugins, load_plugins
 from pipeline_core.runtime.buffer import BatchBuffer, PositionOnly
+from pipeline_core.runtime.control import ExecutionControl
 from pipeline_core.runtime.errors_policy import FailureCollector
 from pipeline_core.runtime.metrics import RunMetrics
 from pipeline_core.runtime.operators import Operator
@@ -46,6 +47,10 @@ log = logging.getLogger("pipeline_core.runtime")
 
 class _End:
     """Control item: the source is exhausted."""
+
+
+class _Stopped(Exception):
+    """Raised out of the pipeline after the checkpoint a stop request asked for."""
 
 
 class _SourceFailed:
@@ -86,8 +91,10 @@ class _Execution:
         dead_letter: Sink[Any] | None,
         operators: list[Operator],
         metrics: RunMetrics,
+        control: ExecutionControl | None = None,
     ) -> None:
         cfg = prepared.job.config
+        self.control = control
         self.cfg = cfg
         self.source = source
         self.sink = sink
@@ -105,10 +112,20 @@ class _Execution:
 
     async def pump(self) -> None:
         """The source task: read batches into the buffer until exhausted."""
-        metrics, buffer = self.metrics, self.buffer
+        metrics, buffer, control = self.metrics, self.buffer, self.control
         reader = self.source.read()
         try:
-            async for batch in reader:
+            while True:
+                if control is not None and (control.paused or control.stop_requested):
+                    # paused: pull nothing more until resumed (positions stay put);
+                    # stopping: the checkpoint covers what was read, read no further
+                    await control.wait_running()
+                    if control.stop_requested:
+                        await asyncio.Event().wait()  # until the execution ends
+                try:
+                    batch = await anext(reader)
+                except StopAsyncIteration:
+                    break
                 metrics.records_read += len(batch.records)
                 metrics.batches_read += 1
                 await buffer.put(batch)
@@ -193,6 +210,8 @@ class _Execution:
         self.written_at_checkpoint = self.metrics.records_written
         if position is not None:
             await self.source.on_checkpoint_complete(cid, position)
+        if self.control is not None and self.control.stop_requested:
+            raise _Stopped
 
     async def _flush_operators(self) -> None:
         for i, op in enumerate(self.operators):
@@ -251,6 +270,8 @@ class Checkpointing:
     storage: CheckpointStorage
     #: Resume from this completed checkpoint (or savepoint).
     restore_from: CheckpointInfo | None = None
+    #: Id of this run's first checkpoint (a retried execution continues its numbering).
+    first_checkpoint_id: int = 1
 
 
 def _state_backend(prepared: PreparedJob, plugins: Plugins, workdir: Path) -> StateBackend[Any]:
@@ -269,6 +290,8 @@ async def execute(
     metrics: RunMetrics | None = None,
     checkpointing: Checkpointing | None = None,
     on_coordinator: Any = None,
+    control: ExecutionControl | None = None,
+    run_id: str | None = None,
 ) -> JobResult:
     """Run one execution of a prepared job to its end.
 
@@ -277,6 +300,8 @@ async def execute(
     With ``checkpointing``, barriers are triggered by the job's config (and manual
     requests), and ``checkpointing.restore_from`` is restored before the first record.
     ``on_coordinator(coordinator)`` is called once it exists (for manual triggers).
+    ``control`` pauses/resumes the source and stops at a checkpoint; ``run_id`` (default:
+    the execution id) tells components which attempt of the execution this is.
     """
     job, cfg = prepared.job, prepared.job.config
     execution_id = execution_id or uuid.uuid4().hex
@@ -284,7 +309,11 @@ async def execute(
 
     def ctx(component: str, batch_size: int) -> RuntimeContext:
         return RuntimeContext(
-            job_name=job.name, execution_id=execution_id, component=component, batch_size=batch_size
+            job_name=job.name,
+            execution_id=execution_id,
+            component=component,
+            batch_size=batch_size,
+            run_id=run_id or execution_id,
         )
 
     def notify(hook: str, **kwargs: Any) -> None:
@@ -298,7 +327,7 @@ async def execute(
     workdir = Path(tempfile.mkdtemp(prefix=f"state-{execution_id[:8]}-", dir=_work_root()))
     backend = _state_backend(prepared, plugins, workdir)
     operators = prepared.stream.build(executor, cfg.parallelism, StateManager(backend))
-    run = _Execution(prepared, source, sink, dead_letter, operators, metrics)
+    run = _Execution(prepared, source, sink, dead_letter, operators, metrics, control)
     if checkpointing is not None:
         run.coordinator = CheckpointCoordinator(
             job=job,
@@ -310,11 +339,14 @@ async def execute(
             sinks=[s for s in (sink, dead_letter) if s is not None],
             notify=notify,
         )
+        run.coordinator.next_id = checkpointing.first_checkpoint_id
         run.coordinator.attach(run.buffer.put_control)
+        if control is not None:
+            control.coordinator = run.coordinator
         if on_coordinator is not None:
             on_coordinator(run.coordinator)
     opened: list[Source[Any] | Sink[Any]] = []
-    status, error = ExecutionStatus.FAILED, None
+    status, error, stopped = ExecutionStatus.FAILED, None, False
     tasks: list[asyncio.Task[None]] = []
     try:
         await sink.open(ctx(prepared.sink_label, cfg.sink_batch_size))
@@ -334,6 +366,8 @@ async def execute(
         await run.process()
         await run.commit(1)
         status = ExecutionStatus.COMPLETED
+    except _Stopped:
+        status, stopped = ExecutionStatus.CANCELLED, True
     except asyncio.CancelledError:
         status = ExecutionStatus.CANCELLED
         raise
@@ -373,6 +407,7 @@ async def execute(
                 else []
             ),
             checkpoints=tuple(run.coordinator.completed) if run.coordinator else (),
+            stopped_at_checkpoint=stopped,
         )
         if status is ExecutionStatus.FAILED and error is not None:
             notify(

@@ -11,17 +11,24 @@ from sqlalchemy.engine import make_url
 from pipeline_core.store.checkpoints import DbCheckpointRepository
 from pipeline_core.store.engine import database_url, make_engine, safe_url
 from pipeline_core.store.executions import ExecutionRecord, ExecutionStore, Transition
+from pipeline_core.store.instances import InstanceRecord, InstanceStore
 from pipeline_core.store.migrate import check_schema, upgrade
 from pipeline_core.store.registry import ImportReport, JobDefinition, JobRegistry
+from pipeline_core.store.schedules import Fired, ScheduleRecord, ScheduleStore
 
 __all__ = [
     "DbCheckpointRepository",
     "ExecutionRecord",
     "ExecutionStore",
+    "Fired",
     "ImportReport",
+    "InstanceRecord",
+    "InstanceStore",
     "JobDefinition",
     "JobRegistry",
     "MetadataStore",
+    "ScheduleRecord",
+    "ScheduleStore",
     "Transition",
 ]
 
@@ -40,6 +47,12 @@ class MetadataStore:
         self.registry = JobRegistry(engine)
         self.executions = ExecutionStore(engine)
         self.checkpoints = DbCheckpointRepository(engine)
+        self.schedules = ScheduleStore(engine)
+        self.instances = InstanceStore(engine)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
 
     @property
     def url(self) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from pipeline_core.checkpoint.repository import CheckpointInfo
@@ -112,6 +112,29 @@ class DbCheckpointRepository:
                 .limit(1)
             ).scalar_one_or_none()
             return _info(row) if row else None
+
+    def latest_completed_of_execution(self, execution_id: str) -> CheckpointInfo | None:
+        """Where a retried or taken-over execution resumes."""
+        with Session(self.engine) as session:
+            row = session.execute(
+                select(m.Checkpoint)
+                .where(
+                    m.Checkpoint.execution_id == execution_id, m.Checkpoint.status == "COMPLETED"
+                )
+                .order_by(m.Checkpoint.checkpoint_id.desc())
+                .limit(1)
+            ).scalar_one_or_none()
+            return _info(row) if row else None
+
+    def next_checkpoint_id(self, execution_id: str) -> int:
+        """1 + the highest checkpoint id the execution used (in any status)."""
+        with Session(self.engine) as session:
+            top = session.execute(
+                select(func.max(m.Checkpoint.checkpoint_id)).where(
+                    m.Checkpoint.execution_id == execution_id
+                )
+            ).scalar_one_or_none()
+            return (top or 0) + 1
 
     def savepoint(self, job_name: str, name: str) -> CheckpointInfo | None:
         with Session(self.engine) as session:

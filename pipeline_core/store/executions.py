@@ -7,16 +7,22 @@ import os
 import socket
 
 import attrs
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
-from pipeline_core.errors import ExecutionNotFound, JobNotFound
+from pipeline_core.errors import ExecutionNotFound, JobNotFound, LifecycleError
+from pipeline_core.runtime.lifecycle import ACTIVE, check_transition
 from pipeline_core.runtime.result import ExecutionStatus, JobResult
 from pipeline_core.store import models as m
 
-__all__ = ["ExecutionRecord", "ExecutionStore", "Transition", "instance_name"]
+__all__ = ["ExecutionRecord", "ExecutionStore", "LostOwnership", "Transition", "instance_name"]
 
 TERMINAL = frozenset({ExecutionStatus.COMPLETED, ExecutionStatus.FAILED, ExecutionStatus.CANCELLED})
+_ACTIVE = [s.value for s in ACTIVE]
+
+
+class LostOwnership(LifecycleError):
+    """This instance no longer owns the execution (its lease expired and another took it)."""
 
 
 def instance_name() -> str:
@@ -42,6 +48,8 @@ class ExecutionRecord:
     triggered_by: str | None
     owner_instance: str | None
     heartbeat_time: dt.datetime | None
+    scheduled_time: dt.datetime | None = None
+    paused: bool = False
 
 
 @attrs.frozen
@@ -70,6 +78,8 @@ def _record(row: m.Execution) -> ExecutionRecord:
         triggered_by=row.triggered_by,
         owner_instance=row.owner_instance,
         heartbeat_time=row.heartbeat_time,
+        scheduled_time=row.scheduled_time,
+        paused=bool(row.paused),
     )
 
 
@@ -119,6 +129,8 @@ class ExecutionStore:
                 triggered_by=triggered_by,
                 owner_instance=owner_instance or instance_name(),
                 heartbeat_time=now,
+                scheduled_time=now,
+                paused=False,
             )
             session.add(row)
             session.flush()
@@ -140,33 +152,254 @@ class ExecutionStore:
         *,
         message: str | None = None,
         result: JobResult | None = None,
+        owner: str | None = None,
+        **values: object,
     ) -> ExecutionRecord:
-        """Move to ``to_status``; a terminal status also sets end time, duration, counts
-        and the error of ``result``."""
+        """Move to ``to_status`` along an edge of the lifecycle state machine (else
+        LifecycleError); a terminal status also sets end time, duration, counts and the
+        error of ``result``. With ``owner``, LostOwnership unless that instance owns the
+        execution. ``values`` set other columns in the same transaction."""
         now = m.utcnow()
         with Session(self.engine) as session, session.begin():
             row = self._row(session, execution_id, lock=True)
-            session.add(
-                m.ExecutionTransition(
-                    execution_id=execution_id,
-                    from_status=row.status,
-                    to_status=to_status.value,
-                    transition_time=now,
-                    message=message,
+            if owner is not None and row.owner_instance != owner:
+                raise LostOwnership(
+                    f"execution {execution_id!r} is owned by {row.owner_instance!r} now, "
+                    f"not {owner!r}"
                 )
-            )
-            row.status = to_status.value
-            row.heartbeat_time = now
+            self._move(session, row, to_status, now, message)
             if result is not None:
                 row.processed_records = result.records_read
                 row.failed_records = result.failed_records
                 row.error_message = result.error
                 row.error_stack_trace = result.error_trace
-            if to_status in TERMINAL:
-                row.end_time = now
-                row.duration_ms = int((now - row.start_time).total_seconds() * 1000)
+            for key, value in values.items():
+                setattr(row, key, value)
             session.flush()
             return _record(row)
+
+    def finish(
+        self,
+        execution_id: str,
+        to_status: ExecutionStatus,
+        *,
+        message: str | None = None,
+        result: JobResult | None = None,
+        owner: str | None = None,
+        **values: object,
+    ) -> ExecutionRecord:
+        """The end of a run: like :meth:`transition`, but an execution stopped in the
+        middle of a checkpoint first returns to RUNNING (the checkpoint did not happen),
+        since CHECKPOINTING → COMPLETED / CANCELLED is not an edge."""
+        current = self.get(execution_id).status
+        if current is ExecutionStatus.CHECKPOINTING and to_status is not ExecutionStatus.FAILED:
+            self.transition(
+                execution_id, ExecutionStatus.RUNNING, message="checkpoint abandoned", owner=owner
+            )
+        return self.transition(
+            execution_id, to_status, message=message, result=result, owner=owner, **values
+        )
+
+    @staticmethod
+    def _move(
+        session: Session,
+        row: m.Execution,
+        to_status: ExecutionStatus,
+        now: dt.datetime,
+        message: str | None,
+    ) -> None:
+        check_transition(row.status, to_status, row.execution_id)
+        session.add(
+            m.ExecutionTransition(
+                execution_id=row.execution_id,
+                from_status=row.status,
+                to_status=to_status.value,
+                transition_time=now,
+                message=message,
+            )
+        )
+        row.status = to_status.value
+        row.heartbeat_time = now
+        if to_status in TERMINAL:
+            row.end_time = now
+            row.duration_ms = int((now - row.start_time).total_seconds() * 1000)
+            row.paused = False
+        elif to_status is ExecutionStatus.SCHEDULED:
+            row.end_time = row.duration_ms = None
+
+    # --- runner instances: claiming, heartbeats, take-over ---------------------------
+
+    def claim(self, instance: str, limit: int) -> list[ExecutionRecord]:
+        """Take up to ``limit`` SCHEDULED executions that no instance owns (oldest first).
+        ``SKIP LOCKED``: instances claiming at the same moment never get the same one."""
+        if limit <= 0:
+            return []
+        now = m.utcnow()
+        with Session(self.engine) as session, session.begin():
+            rows = (
+                session.execute(
+                    select(m.Execution)
+                    .where(
+                        m.Execution.status == ExecutionStatus.SCHEDULED.value,
+                        m.Execution.owner_instance.is_(None),
+                    )
+                    .order_by(m.Execution.start_time, m.Execution.id)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+                .scalars()
+                .all()
+            )
+            for row in rows:
+                row.owner_instance, row.heartbeat_time = instance, now
+            session.flush()
+            return [_record(r) for r in rows]
+
+    def beat(
+        self, instance: str, progress: dict[str, tuple[int, int]]
+    ) -> tuple[set[str], dict[str, str]]:
+        """Heartbeat of every execution ``instance`` runs (``progress``: id → (processed,
+        failed)). Returns the ids it still owns, and control requests ("cancel", "pause",
+        "resume") other processes left for them (taken, so each is seen once)."""
+        now = m.utcnow()
+        requests: dict[str, str] = {}
+        with Session(self.engine) as session, session.begin():
+            rows = session.execute(
+                select(m.Execution)
+                .where(
+                    m.Execution.execution_id.in_(list(progress)),
+                    m.Execution.owner_instance == instance,
+                )
+                .with_for_update()
+            ).scalars()
+            owned = set()
+            for row in rows:
+                owned.add(row.execution_id)
+                row.heartbeat_time = now
+                row.processed_records, row.failed_records = progress[row.execution_id]
+                if row.control_request:
+                    requests[row.execution_id], row.control_request = row.control_request, None
+            return owned, requests
+
+    def request_control(self, execution_id: str, action: str) -> ExecutionRecord:
+        """Leave "cancel" / "pause" / "resume" for the instance that owns the execution."""
+        with Session(self.engine) as session, session.begin():
+            row = self._row(session, execution_id, lock=True)
+            if ExecutionStatus(row.status) not in ACTIVE:
+                raise LifecycleError(
+                    f"execution {execution_id!r} is {row.status}: there is nothing to {action}"
+                )
+            row.control_request = action
+            return _record(row)
+
+    def cancel_unowned(self, execution_id: str, message: str) -> bool:
+        """Cancel a SCHEDULED execution no instance has claimed yet; False if it has one."""
+        with Session(self.engine) as session, session.begin():
+            row = self._row(session, execution_id, lock=True)
+            if row.status != ExecutionStatus.SCHEDULED.value or row.owner_instance is not None:
+                return False
+            self._move(session, row, ExecutionStatus.CANCELLED, m.utcnow(), message)
+            return True
+
+    def set_paused(self, execution_id: str, paused: bool, owner: str) -> None:
+        with Session(self.engine) as session, session.begin():
+            row = self._row(session, execution_id, lock=True)
+            if row.owner_instance != owner:
+                raise LostOwnership(
+                    f"execution {execution_id!r} is owned by {row.owner_instance!r}"
+                )
+            row.paused = paused
+            session.add(
+                m.ExecutionTransition(
+                    execution_id=execution_id,
+                    from_status=row.status,
+                    to_status=row.status,
+                    transition_time=m.utcnow(),
+                    message="paused" if paused else "resumed",
+                )
+            )
+
+    def release(self, execution_id: str, message: str, *, owner: str | None = None) -> bool:
+        """Give an execution back to the pool so that any instance resumes it from its
+        last checkpoint: an active one goes FAILED → SCHEDULED, without an owner. Used on
+        graceful shutdown and when an owner's lease expired. Pending checkpoints of the
+        stopped run are marked FAILED."""
+        now = m.utcnow()
+        with Session(self.engine) as session, session.begin():
+            row = self._row(session, execution_id, lock=True)
+            if owner is not None and row.owner_instance != owner:
+                return False
+            status = ExecutionStatus(row.status)
+            if status not in ACTIVE:
+                return False
+            if status is not ExecutionStatus.SCHEDULED:
+                self._move(session, row, ExecutionStatus.FAILED, now, message)
+                self._move(
+                    session,
+                    row,
+                    ExecutionStatus.SCHEDULED,
+                    now,
+                    "to be resumed from its last checkpoint",
+                )
+            else:
+                session.add(
+                    m.ExecutionTransition(
+                        execution_id=execution_id,
+                        from_status=row.status,
+                        to_status=row.status,
+                        transition_time=now,
+                        message=message,
+                    )
+                )
+            row.owner_instance, row.paused, row.heartbeat_time = None, False, None
+            session.execute(
+                update(m.Checkpoint)
+                .where(
+                    m.Checkpoint.execution_id == execution_id,
+                    m.Checkpoint.status == "PENDING",
+                )
+                .values(status="FAILED", complete_time=now)
+            )
+            return True
+
+    def expired(self, lease: dt.timedelta, limit: int = 20) -> list[tuple[str, str | None]]:
+        """(execution id, owner) of owned active executions whose heartbeat is older than
+        ``lease`` — their instance died or hangs."""
+        cutoff = m.utcnow() - lease
+        with Session(self.engine) as session:
+            rows = session.execute(
+                select(m.Execution.execution_id, m.Execution.owner_instance)
+                .where(
+                    m.Execution.status.in_(_ACTIVE),
+                    m.Execution.owner_instance.is_not(None),
+                    m.Execution.heartbeat_time < cutoff,
+                )
+                .limit(limit)
+            ).all()
+            return [(eid, owner) for eid, owner in rows]
+
+    def take_over(self, execution_id: str, owner: str | None, lease: dt.timedelta) -> bool:
+        """Release ``execution_id`` if ``owner`` still holds it and its heartbeat is still
+        stale (checked again under the row lock)."""
+        cutoff = m.utcnow() - lease
+        with Session(self.engine) as session, session.begin():
+            row = session.execute(
+                select(m.Execution)
+                .where(m.Execution.execution_id == execution_id)
+                .with_for_update(skip_locked=True)
+            ).scalar_one_or_none()
+            if (
+                row is None
+                or row.owner_instance != owner
+                or row.heartbeat_time is None
+                or row.heartbeat_time >= cutoff
+            ):
+                return False
+        return self.release(
+            execution_id,
+            f"owner instance {owner} stopped heart-beating (lease {lease.total_seconds():g} s)",
+            owner=owner,
+        )
 
     def heartbeat(self, execution_id: str, *, processed: int, failed: int) -> None:
         """Progress and liveness of a running execution."""
@@ -185,9 +418,15 @@ class ExecutionStore:
         job: str | None = None,
         status: ExecutionStatus | str | None = None,
         limit: int = 50,
+        owner: str | None = None,
+        active: bool = False,
     ) -> list[ExecutionRecord]:
-        """Newest first, optionally for one job and/or one status."""
+        """Newest first, optionally for one job, one status, one owner, or only active."""
         stmt = select(m.Execution).order_by(m.Execution.start_time.desc(), m.Execution.id.desc())
+        if owner is not None:
+            stmt = stmt.where(m.Execution.owner_instance == owner)
+        if active:
+            stmt = stmt.where(m.Execution.status.in_(_ACTIVE))
         if job is not None:
             stmt = stmt.where(m.Execution.job_name == job)
         if status is not None:

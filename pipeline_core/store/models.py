@@ -45,6 +45,7 @@ __all__ = [
     "JobDefinition",
     "JobDefinitionVersion",
     "JobSchedule",
+    "RunnerInstance",
     "utcnow",
 ]
 
@@ -143,6 +144,12 @@ class Execution(Base):
     heartbeat_time: Mapped[dt.datetime | None] = mapped_column(DateTime())
     #: A manual checkpoint asked for by another process: "checkpoint" or "savepoint:NAME".
     checkpoint_request: Mapped[str | None] = mapped_column(String(200))
+    #: "cancel" / "pause" / "resume" asked for by a process that does not own the execution.
+    control_request: Mapped[str | None] = mapped_column(String(50))
+    #: A paused STREAMING execution (its source stopped pulling); status stays RUNNING.
+    paused: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    #: The trigger time this execution is for (a cron tick, an event's arrival).
+    scheduled_time: Mapped[dt.datetime | None] = mapped_column(DateTime())
 
     __table_args__ = (
         Index("idx_execution_id", "execution_id"),
@@ -238,6 +245,12 @@ class JobSchedule(Base):
     event_topic: Mapped[str | None] = mapped_column(String(200))
     dependencies: Mapped[str | None] = mapped_column(Text)
     enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
+    #: IANA time zone the cron expression is read in (None = UTC).
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    #: EVENT: the trigger type a connector plugin registered (``rabbitmq``, ``kafka``, …)
+    event_trigger: Mapped[str | None] = mapped_column(String(100))
+    #: EVENT: the trigger's options (connection etc.), secrets as ``${env:…}`` references.
+    event_config: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc)
     last_trigger_time: Mapped[dt.datetime | None] = mapped_column(DateTime())
     next_trigger_time: Mapped[dt.datetime | None] = mapped_column(DateTime())
     create_time: Mapped[dt.datetime] = _now_column()
@@ -251,3 +264,17 @@ class JobSchedule(Base):
             sqlite_where=text("enabled = 1"),
         ),
     )
+
+
+class RunnerInstance(Base):
+    """A ``pipeline-run serve`` process: alive while its heartbeat is fresh."""
+
+    __tablename__ = "pipeline_runner_instance"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    instance_name: Mapped[str] = mapped_column(String(200), nullable=False, unique=True)
+    host: Mapped[str] = mapped_column(String(200), nullable=False)
+    pid: Mapped[int] = mapped_column(Integer, nullable=False)
+    started_time: Mapped[dt.datetime] = _now_column()
+    heartbeat_time: Mapped[dt.datetime] = _now_column()
+    stopped_time: Mapped[dt.datetime | None] = mapped_column(DateTime())

@@ -23,8 +23,10 @@ from pipeline_core.config.converter import structure
 from pipeline_core.errors import ConfigError, JobAlreadyExists, JobNotFound, Problem
 from pipeline_core.model.job import JobConfig, PipelineJob
 from pipeline_core.model.loader import job_from_dict, load_job_file
+from pipeline_core.model.schedule import ScheduleConfig
 from pipeline_core.store import models as m
 from pipeline_core.store.job_config import config_field, decode_value, encode_value
+from pipeline_core.store.schedules import upsert_schedule
 from pipeline_core.store.serialize import dag_hash, dag_to_yaml, job_to_dag
 
 __all__ = ["ImportReport", "JobDefinition", "JobRegistry"]
@@ -192,6 +194,7 @@ class JobRegistry:
                 session.add(row)
                 session.flush()
                 session.add(self._version_row(row, dag, created_by, now))
+                self._apply_schedule(session, row, dag, now)
                 session.flush()
                 return self._definition(session, row)
         except IntegrityError:
@@ -199,6 +202,18 @@ class JobRegistry:
             raise JobAlreadyExists(
                 f"a job named {name!r} is already registered (use update to add a version)"
             ) from None
+
+    @staticmethod
+    def _apply_schedule(
+        session: Session, row: m.JobDefinition, dag: dict[str, Any], now: dt.datetime
+    ) -> None:
+        """A version with a ``schedule`` block sets the job's schedule (an API change to
+        the schedule lasts until the next version that has one)."""
+        if "schedule" in dag:
+            config = structure(
+                dag["schedule"], ScheduleConfig, job=row.job_name, component="schedule"
+            )
+            upsert_schedule(session, row.id, config, now)
 
     @staticmethod
     def _version_row(
@@ -241,6 +256,7 @@ class JobRegistry:
             row.update_time = now
             row.updated_by = updated_by
             session.add(self._version_row(row, dag, updated_by, now))
+            self._apply_schedule(session, row, dag, now)
             session.flush()
             return self._definition(session, row)
 

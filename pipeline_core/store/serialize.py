@@ -12,10 +12,11 @@ import yaml
 from pipeline_core.config.converter import converter
 from pipeline_core.errors import ConfigError, Problem
 from pipeline_core.model.job import ComponentSpec, JobConfig, PipelineJob
+from pipeline_core.model.schedule import ScheduleConfig
 
 __all__ = ["dag_hash", "dag_to_yaml", "job_to_dag"]
 
-_ORDER = ("name", "type", "description", "source", "transform", "sink", "config")
+_ORDER = ("name", "type", "description", "source", "transform", "sink", "config", "schedule")
 
 
 def _component(job: PipelineJob, role: str, spec: Any) -> dict[str, Any]:
@@ -41,6 +42,16 @@ def _config(config: JobConfig) -> dict[str, Any]:
     return out
 
 
+def _schedule(schedule: ScheduleConfig) -> dict[str, Any]:
+    defaults = ScheduleConfig()
+    out: dict[str, Any] = {"type": schedule.type.value}
+    for field in attrs.fields(ScheduleConfig):
+        value = getattr(schedule, field.name)
+        if field.name != "type" and value != getattr(defaults, field.name):
+            out[field.name] = converter.unstructure(value)
+    return out
+
+
 def job_to_dag(job: PipelineJob) -> dict[str, Any]:
     """The storable document of a job defined by steps (job files, or Python jobs that use
     ``steps``). A Python ``transform`` function cannot be stored and is an error."""
@@ -60,6 +71,8 @@ def job_to_dag(job: PipelineJob) -> dict[str, Any]:
     dag["transform"] = [{"type": s.type, **s.options} for s in job.steps]
     dag["sink"] = _component(job, "sink", job.sink)
     dag["config"] = _config(job.config)
+    if job.schedule is not None:
+        dag["schedule"] = _schedule(job.schedule)
     return dag
 
 

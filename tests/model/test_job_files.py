@@ -147,8 +147,23 @@ MISTAKES = {
         "'PIPELINE_TEST_UNSET_VAR' is not set",
     ),
     "unknown top-level key": (
+        ("type: BATCH_ROLLER", "type: BATCH_ROLLER\nschedules: daily"),
+        "job 'orders': field 'schedules': unknown key (allowed: ",
+    ),
+    "schedule that is not a mapping": (
         ("type: BATCH_ROLLER", "type: BATCH_ROLLER\nschedule: daily"),
-        "job 'orders': field 'schedule': unknown key (allowed: ",
+        "job 'orders', schedule: expected a mapping",
+    ),
+    "bad cron expression": (
+        ("type: BATCH_ROLLER", "type: BATCH_ROLLER\nschedule: {type: CRON, cron: '0 25 * * *'}"),
+        "job 'orders', schedule: field 'cron': invalid cron expression '0 25 * * *'",
+    ),
+    "unknown time zone": (
+        (
+            "type: BATCH_ROLLER",
+            "type: BATCH_ROLLER\nschedule: {type: CRON, cron: '0 3 * * *', timezone: Moon/Base}",
+        ),
+        "job 'orders', schedule: field 'timezone': unknown time zone 'Moon/Base'",
     ),
     "bad job type": (
         ("type: BATCH_ROLLER", "type: STREAM"),

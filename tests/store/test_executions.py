@@ -76,6 +76,8 @@ def test_queries_by_job_and_status_newest_first(store: MetadataStore) -> None:
         ]
     ):
         ex.create(job, f"e-{i}")
+        ex.transition(f"e-{i}", S.INITIALIZING)
+        ex.transition(f"e-{i}", S.RUNNING)
         ex.transition(f"e-{i}", final, result=result(final))
     assert [r.execution_id for r in ex.query(job="orders")] == ["e-3", "e-2", "e-0"]
     assert [r.execution_id for r in ex.query(status=S.COMPLETED)] == ["e-3", "e-1", "e-0"]

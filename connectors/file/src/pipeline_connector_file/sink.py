@@ -93,7 +93,7 @@ class FileSink(Sink[FileSinkConfig]):
                 f"cannot create output directory {str(self.directory)!r}: {exc.strerror}",
                 component=ctx.component,
             ) from None
-        self.run = ctx.execution_id[:8]
+        self.run = ctx.run_id[:8]
 
     # --- encoding ------------------------------------------------------------------
 

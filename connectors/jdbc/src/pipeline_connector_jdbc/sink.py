@@ -242,7 +242,7 @@ class JdbcSink(Sink[JdbcSinkConfig]):
         pg = self.engine.dialect.name == "postgresql"
         conn = self._connection()
         if self.staged:
-            tags = (self.ctx.job_name, self.ctx.execution_id, self.epoch)
+            tags = (self.ctx.job_name, self.ctx.run_id, self.epoch)
             if pg and cfg.copy:
                 self._copy(
                     conn,
@@ -332,7 +332,7 @@ class JdbcSink(Sink[JdbcSinkConfig]):
         conn.execute(
             delete(self.stage).where(
                 s._pipeline_job == self.ctx.job_name,
-                s._pipeline_execution != self.ctx.execution_id,
+                s._pipeline_execution != self.ctx.run_id,
             )
         )
         self._record_progress(conn, execution_id, upto)
@@ -365,9 +365,9 @@ class JdbcSink(Sink[JdbcSinkConfig]):
                 if not self.ending:
                     return  # replace swaps once, after the last record
                 conn.execute(delete(self.table))
-                self._move(conn, self.ctx.execution_id, checkpoint_id)
+                self._move(conn, self.ctx.run_id, checkpoint_id)
             else:
-                self._move(conn, self.ctx.execution_id, checkpoint_id)
+                self._move(conn, self.ctx.run_id, checkpoint_id)
 
     async def prepare_commit(self, checkpoint_id: int) -> dict[str, Any] | None:
         # Durable before the checkpoint completes: direct rows, or staged rows.
@@ -375,7 +375,7 @@ class JdbcSink(Sink[JdbcSinkConfig]):
         if not self.staged:
             return None
         self.epoch = checkpoint_id + 1
-        return {"execution": self.ctx.execution_id, "checkpoint": checkpoint_id}
+        return {"execution": self.ctx.run_id, "checkpoint": checkpoint_id}
 
     async def on_checkpoint_complete(self, checkpoint_id: int) -> None:
         if self.staged:
@@ -406,7 +406,7 @@ class JdbcSink(Sink[JdbcSinkConfig]):
                     conn.execute(
                         self.stage.update()
                         .where(s._pipeline_job == self.ctx.job_name)
-                        .values(_pipeline_execution=self.ctx.execution_id, _pipeline_checkpoint=0)
+                        .values(_pipeline_execution=self.ctx.run_id, _pipeline_checkpoint=0)
                     )
 
         await asyncio.to_thread(recover)

@@ -1,0 +1,61 @@
+"""When a job runs: the ``schedule`` block of a job definition (ScheduleConfig)."""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+import attrs
+
+from pipeline_core.config.converter import FieldError
+from pipeline_core.model.cron import Cron
+
+__all__ = ["ScheduleConfig", "ScheduleType"]
+
+
+class ScheduleType(enum.StrEnum):
+    CRON = "CRON"  #: at the times of a cron expression, in a time zone
+    MANUAL = "MANUAL"  #: only when started (CLI, API, Python)
+    EVENT = "EVENT"  #: when a message arrives on a topic/queue (a trigger plugin)
+    DEPENDENCY = "DEPENDENCY"  #: when all upstream jobs completed since this job's last run
+
+
+@attrs.frozen(kw_only=True)
+class ScheduleConfig:
+    """The original design's ScheduleConfig.
+
+    ``cron`` (CRON): 5 fields, or 6 with seconds first; ``timezone``: IANA name.
+    ``event_trigger`` + ``event_topic`` (EVENT): the trigger type a connector registered
+    (``rabbitmq``, ``kafka``) and the queue/topic; ``event_config``: that trigger's options.
+    ``dependencies`` (DEPENDENCY): upstream job names.
+    """
+
+    type: ScheduleType = ScheduleType.MANUAL
+    cron: str | None = None
+    timezone: str = "UTC"
+    event_trigger: str | None = None
+    event_topic: str | None = None
+    event_config: dict[str, Any] = attrs.field(factory=dict)
+    dependencies: tuple[str, ...] = ()
+    enabled: bool = True
+
+    def __attrs_post_init__(self) -> None:
+        if self.type is ScheduleType.CRON:
+            if not self.cron:
+                raise FieldError("a CRON schedule needs a cron expression", "cron")
+            Cron(self.cron, self.timezone)  # validates both
+        elif self.cron:
+            raise FieldError(f"cron is only for CRON schedules, this one is {self.type}", "cron")
+        if self.type is ScheduleType.EVENT and not (self.event_trigger and self.event_topic):
+            raise FieldError(
+                "an EVENT schedule needs event_trigger (e.g. 'rabbitmq') and event_topic",
+                "event_trigger" if not self.event_trigger else "event_topic",
+            )
+        if self.type is ScheduleType.DEPENDENCY and not self.dependencies:
+            raise FieldError(
+                "a DEPENDENCY schedule needs at least one upstream job", "dependencies"
+            )
+
+    def cron_schedule(self) -> Cron:
+        assert self.cron is not None
+        return Cron(self.cron, self.timezone)

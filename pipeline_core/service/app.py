@@ -1,0 +1,80 @@
+"""PipelineService: one runner instance — scheduler + executor (+ the REST API later)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+
+from pipeline_core.errors import PipelineError
+from pipeline_core.plugins.manager import Plugins
+from pipeline_core.service.executor import JobExecutor
+from pipeline_core.service.scheduler import JobScheduler
+from pipeline_core.store import MetadataStore
+from pipeline_core.store.executions import instance_name
+
+__all__ = ["PipelineService", "SingleInstanceError"]
+
+log = logging.getLogger("pipeline_core.service")
+
+
+class SingleInstanceError(PipelineError):
+    """A second runner instance on an SQLite metadata database."""
+
+
+class PipelineService:
+    def __init__(
+        self,
+        store: MetadataStore,
+        plugins: Plugins,
+        *,
+        instance: str | None = None,
+        checkpoint_url: str | None = None,
+        max_concurrent: int = 32,
+        lease: dt.timedelta = dt.timedelta(seconds=15),
+        heartbeat_interval: float = 2.0,
+        scheduler_tick: float = 0.5,
+        base_dir: str | None = None,
+    ) -> None:
+        self.store = store
+        self.plugins = plugins
+        self.instance = instance or instance_name()
+        self.lease = lease
+        self.executor = JobExecutor(
+            store,
+            plugins,
+            instance=self.instance,
+            checkpoint_url=checkpoint_url,
+            max_concurrent=max_concurrent,
+            heartbeat_interval=heartbeat_interval,
+            lease=lease,
+            base_dir=base_dir,
+        )
+        self.scheduler = JobScheduler(
+            store, plugins, on_fired=self.executor.poke, tick=scheduler_tick
+        )
+
+    def _check_single_instance(self) -> None:
+        if not self.store.is_sqlite:
+            return
+        others = self.store.instances.live(self.lease, exclude=self.instance)
+        if others:
+            who = ", ".join(f"{o.instance_name} (pid {o.pid})" for o in others)
+            raise SingleInstanceError(
+                f"another runner instance uses this SQLite metadata database: {who}. "
+                "SQLite supports one instance; for several, share a PostgreSQL database "
+                "(PIPELINE_DATABASE_URL=postgresql+psycopg://…)"
+            )
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self._check_single_instance)
+        await asyncio.to_thread(self.store.instances.register, self.instance)
+        await self.executor.start()
+        await self.scheduler.start()
+        log.info("runner instance %s started on %s", self.instance, self.store.url)
+
+    async def stop(self, *, graceful: bool = True) -> None:
+        log.info("runner instance %s stopping", self.instance)
+        await self.scheduler.stop()
+        await self.executor.stop(graceful=graceful)
+        await asyncio.to_thread(self.store.instances.stop, self.instance)
