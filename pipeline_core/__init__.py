@@ -18,7 +18,10 @@ from pipeline_core.errors import (
     ExecutionNotFound,
     FatalConnectorError,
     JobAlreadyExists,
+    JobAlreadyRunning,
+    JobDisabled,
     JobNotFound,
+    LifecycleError,
     PipelineError,
     PluginError,
     Problem,
@@ -49,16 +52,20 @@ from pipeline_core.model.job import (
     StepSpec,
 )
 from pipeline_core.model.loader import job_from_dict, load_job_file
+from pipeline_core.model.schedule import ScheduleConfig, ScheduleType
 from pipeline_core.plugins.manager import ENTRY_POINT_GROUP, PluginInfo, Plugins, load_plugins
 from pipeline_core.plugins.registry import Registration, TypeRegistry
+from pipeline_core.runtime.control import ExecutionControl
 from pipeline_core.runtime.metrics import RunMetrics
 from pipeline_core.runtime.prepare import PreparedJob, prepare
 from pipeline_core.runtime.result import ExecutionStatus, JobResult
 from pipeline_core.runtime.runner import execute, run_job
 from pipeline_core.runtime.stream import Stream
 from pipeline_core.state import MemoryStateBackend, StateBackend
+from pipeline_core.triggers import EventMessage, EventTrigger, FireCallback
 
 if TYPE_CHECKING:
+    from pipeline_core.service import JobExecutor, JobScheduler, PipelineService
     from pipeline_core.store import (
         ExecutionRecord,
         ExecutionStore,
@@ -77,6 +84,9 @@ _LAZY = {
     "JobDefinition": "pipeline_core.store",
     "ExecutionStore": "pipeline_core.store",
     "ExecutionRecord": "pipeline_core.store",
+    "JobExecutor": "pipeline_core.service",
+    "JobScheduler": "pipeline_core.service",
+    "PipelineService": "pipeline_core.service",
 }
 
 
@@ -102,6 +112,9 @@ __all__ = [
     "ConnectorLoadError",
     "ConnectorNotFound",
     "DeliveryGuarantee",
+    "EventMessage",
+    "EventTrigger",
+    "ExecutionControl",
     "ExecutionNotFound",
     "ExecutionRecord",
     "ExecutionStatus",
@@ -109,19 +122,26 @@ __all__ = [
     "FailedRecord",
     "FatalConnectorError",
     "FieldError",
+    "FireCallback",
     "JobAlreadyExists",
+    "JobAlreadyRunning",
     "JobBuilder",
     "JobConfig",
     "JobDefinition",
+    "JobDisabled",
+    "JobExecutor",
     "JobNotFound",
     "JobRegistry",
     "JobResult",
+    "JobScheduler",
     "JobType",
+    "LifecycleError",
     "MemoryStateBackend",
     "MetadataStore",
     "OnError",
     "PipelineError",
     "PipelineJob",
+    "PipelineService",
     "PluginError",
     "PluginInfo",
     "Plugins",
@@ -133,6 +153,8 @@ __all__ = [
     "RetriableConnectorError",
     "RunMetrics",
     "RuntimeContext",
+    "ScheduleConfig",
+    "ScheduleType",
     "SchemaError",
     "Sink",
     "Source",

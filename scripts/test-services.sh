@@ -59,4 +59,30 @@ ensure_postgres() {
   echo "export PIPELINE_TEST_POSTGRES_URL='postgresql+psycopg://postgres@127.0.0.1:$port/postgres'"
 }
 
+port_open() {  # $1 = port on 127.0.0.1
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+ensure_rabbitmq() {
+  if [ -n "${PIPELINE_TEST_AMQP_URL:-}" ]; then
+    echo "export PIPELINE_TEST_AMQP_URL='${PIPELINE_TEST_AMQP_URL}'"
+    return
+  fi
+  if ! command -v rabbitmqctl >/dev/null; then
+    log "installing RabbitMQ (Debian package rabbitmq-server)"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server) >&2
+  fi
+  if ! port_open 5672; then
+    log "starting RabbitMQ on 127.0.0.1:5672"
+    RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 ERL_EPMD_ADDRESS=127.0.0.1 rabbitmq-server -detached >&2 2>&1 || true
+    for _ in $(seq 1 60); do
+      rabbitmqctl await_startup >/dev/null 2>&1 && break
+      sleep 1
+    done
+  fi
+  port_open 5672 || { log "RabbitMQ did not start"; exit 1; }
+  echo "export PIPELINE_TEST_AMQP_URL='amqp://guest:guest@127.0.0.1:5672/%2F'"
+}
+
 ensure_postgres
+ensure_rabbitmq

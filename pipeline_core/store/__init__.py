@@ -3,6 +3,7 @@ schedules), on SQLite by default or PostgreSQL."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -31,6 +32,25 @@ __all__ = [
     "ScheduleStore",
     "Transition",
 ]
+
+
+def _create_sqlite(path: Path) -> None:
+    """Create an SQLite file at the current schema atomically: migrate a temporary file,
+    then rename it into place, so a process killed meanwhile never leaves a file without
+    a schema (and two processes creating it at once both end with a good one)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    engine = make_engine(f"sqlite:///{tmp}")
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
+    try:
+        os.link(tmp, path)  # fails if another process created it first: keep that one
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 class MetadataStore:
@@ -68,10 +88,10 @@ class MetadataStore:
             and parsed.database != ":memory:"
             and not Path(parsed.database or "").exists()
         )
-        engine = make_engine(resolved)
         if brand_new_sqlite:
-            upgrade(engine)
-        elif check:
+            _create_sqlite(Path(parsed.database or ""))
+        engine = make_engine(resolved)
+        if check and not brand_new_sqlite:
             check_schema(engine)
         return cls(engine)
 

@@ -102,13 +102,16 @@ def wait_for(predicate, within: float, what: str) -> None:  # type: ignore[no-un
 
 
 def test_three_instances_fire_each_tick_once_and_survive_a_sigkill(
-    pg_url: str, tmp_path: Path
+    pg_url: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    upgrade(create_engine(pg_url))
+    admin = create_engine(pg_url)
+    upgrade(admin)
+    admin.dispose()
     jobs = write_jobs(tmp_path)
     names = ["i1", "i2", "i3"]
     procs = {n: serve(n, pg_url, tmp_path, jobs) for n in names}
     store = MetadataStore.open(pg_url)
+    request.addfinalizer(store.close)
     engine = store.engine
     try:
         wait_for(
@@ -153,6 +156,12 @@ def test_three_instances_fire_each_tick_once_and_survive_a_sigkill(
             except subprocess.TimeoutExpired:
                 p.kill()
 
+    check(store, engine, tmp_path, names, procs, victim, long_id, took_over_after)
+
+
+def check(  # type: ignore[no-untyped-def]
+    store, engine, tmp_path, names, procs, victim, long_id, took_over_after
+) -> None:
     logs = {n: (tmp_path / f"{n}.log").read_text() for n in names}
     survivors = [n for n in names if n != victim]
     for n in survivors:
@@ -175,9 +184,10 @@ def test_three_instances_fire_each_tick_once_and_survive_a_sigkill(
     assert set(statuses) <= {"COMPLETED", "CANCELLED"}, statuses
     assert all("skipped" in (r.error_message or "") for r in rows if r.status == "CANCELLED")
     assert statuses["COMPLETED"] >= 0.9 * len(rows), statuses
-    # the work was shared by the instances
+    # the work was shared by the instances (the victim may have been killed before it
+    # completed any)
     owners = collections.Counter(r.owner_instance for r in rows if r.status == "COMPLETED")
-    assert len(owners) == 3, owners
+    assert set(survivors) <= set(owners), owners
 
     long = store.executions.get(long_id)
     assert long.owner_instance in survivors and long.status.value == "COMPLETED"
@@ -190,4 +200,3 @@ def test_three_instances_fire_each_tick_once_and_survive_a_sigkill(
         for line in f.read_bytes().splitlines()
     )
     assert produced == list(range(LONG_RECORDS))  # nothing lost, nothing twice
-    store.close()

@@ -1,0 +1,209 @@
+"""The ``rabbitmq`` source: a queue, acknowledged only by completed checkpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+
+from pipeline_connector_rabbitmq.config import RabbitMQSourceConfig
+from pipeline_connector_rabbitmq.connection import AmqpChannel, describe_url, with_reconnect
+from pipeline_core import Batch, FailedRecord, RuntimeContext, Source
+
+__all__ = ["RabbitMQSource"]
+
+log = logging.getLogger("pipeline_connector_rabbitmq")
+
+_LOST = object()  # queue item: the connection of generation N is gone
+
+
+def properties_dict(props: Any) -> dict[str, Any]:
+    return {
+        k: v
+        for k, v in (
+            ("content_type", props.content_type),
+            ("correlation_id", props.correlation_id),
+            ("reply_to", props.reply_to),
+            ("type", props.type),
+            ("app_id", props.app_id),
+            ("priority", props.priority),
+            ("delivery_mode", props.delivery_mode),
+        )
+        if v is not None
+    }
+
+
+class RabbitMQSource(Source[RabbitMQSourceConfig]):
+    """Consumes a queue with manual acknowledgements.
+
+    Nothing is acknowledged when it is read: ``on_checkpoint_complete`` acknowledges
+    (``multiple=True``) up to the last delivery tag the checkpoint covers. A crash, a kill
+    or a lost connection therefore makes the broker redeliver every message that no
+    completed checkpoint covers — at-least-once, nothing lost. ``prefetch`` bounds what
+    the broker sends ahead: when the job's buffer is full (or the job is paused) the
+    source stops taking messages and the broker stops sending.
+
+    Position: ``{"delivery_tag", "connection", "consumed"}``. A restored position is not
+    needed (the broker keeps unacknowledged messages), so it is ignored.
+    """
+
+    type_name = "rabbitmq"
+    config_cls = RabbitMQSourceConfig
+    bounded = False
+
+    def __init__(self, config: RabbitMQSourceConfig) -> None:
+        super().__init__(config)
+        self.channel: AmqpChannel | None = None
+        self.generation = 0
+        self.consumed = 0
+        self.reconnects = 0
+        self.acked_upto: tuple[int, int] = (0, 0)
+
+    async def open(self, ctx: RuntimeContext, restored_position: dict[str, Any] | None) -> None:
+        await super().open(ctx, restored_position)
+        self.inbox: asyncio.Queue[Any] = asyncio.Queue()
+        self.consumed = int((restored_position or {}).get("consumed", 0))
+        await self._connect()
+
+    async def _connect(self) -> None:
+        cfg = self.config
+
+        async def attempt() -> AmqpChannel:
+            ch = AmqpChannel(cfg.url, self.ctx.component)
+            try:
+                await ch.open(heartbeat=cfg.heartbeat)
+                if cfg.exchange:
+                    await ch.declare_exchange(cfg.exchange, cfg.exchange_type, durable=True)
+                await ch.declare_queue(cfg.queue, durable=True, passive=not cfg.declare)
+                if cfg.exchange:
+                    for key in cfg.routing_keys:
+                        await ch.bind(cfg.queue, cfg.exchange, key)
+                await ch.qos(cfg.prefetch)
+                generation = self.generation + 1
+                inbox = self.inbox
+
+                def on_message(_ch: Any, method: Any, props: Any, body: bytes) -> None:
+                    inbox.put_nowait((generation, method, props, body))
+
+                await ch.consume(cfg.queue, on_message)
+                ch.closed.add_done_callback(lambda _f: inbox.put_nowait((generation, _LOST)))
+                self.generation = generation
+                return ch
+            except BaseException:
+                await ch.close()
+                raise
+
+        self.channel = await with_reconnect(
+            attempt,
+            where=describe_url(cfg.url),
+            component=self.ctx.component,
+            attempts=cfg.reconnect_attempts,
+            backoff=cfg.reconnect_backoff,
+        )
+
+    async def _reconnect(self) -> None:
+        old, self.channel = self.channel, None
+        if old is not None:
+            await old.close()
+        # what is still in the inbox was sent on the dead channel: the broker redelivers it
+        while not self.inbox.empty():
+            self.inbox.get_nowait()
+        self.reconnects += 1
+        log.warning("%s: connection to RabbitMQ lost; reconnecting", self.ctx.component)
+        await self._connect()
+
+    def _decode(self, items: list[Any]) -> tuple[list[Any], list[FailedRecord]]:
+        cfg = self.config
+        records: list[Any] = []
+        failed: list[FailedRecord] = []
+        for _gen, method, props, body in items:
+            try:
+                if cfg.decode == "json":
+                    value: Any = orjson.loads(body)
+                elif cfg.decode == "text":
+                    value = body.decode("utf-8")
+                else:
+                    value = body
+            except (orjson.JSONDecodeError, UnicodeDecodeError) as exc:
+                ident = props.message_id or f"delivery {method.delivery_tag}"
+                failed.append(
+                    FailedRecord(
+                        record=body,
+                        error=f"not {cfg.decode}: {exc}",
+                        where=f"queue {cfg.queue!r} message {ident}",
+                    )
+                )
+                continue
+            if cfg.with_properties:
+                value = {
+                    "body": value,
+                    "routing_key": method.routing_key,
+                    "exchange": method.exchange,
+                    "headers": dict(props.headers or {}),
+                    "message_id": props.message_id,
+                    "timestamp": props.timestamp,
+                    "redelivered": bool(method.redelivered),
+                    "properties": properties_dict(props),
+                }
+            records.append(value)
+        return records, failed
+
+    async def read(self) -> AsyncIterator[Batch]:
+        cfg, inbox = self.config, self.inbox
+        loop = asyncio.get_running_loop()
+        while True:
+            item = await inbox.get()
+            items: list[Any] = []
+            lost = False
+            deadline = loop.time() + cfg.batch_timeout
+            while True:
+                if item[0] == self.generation:
+                    if item[1] is _LOST:
+                        lost = True
+                        break
+                    items.append(item)
+                    if len(items) >= cfg.batch_size:
+                        break
+                try:
+                    item = inbox.get_nowait()
+                except asyncio.QueueEmpty:
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        break
+                    try:
+                        item = await asyncio.wait_for(inbox.get(), remaining)
+                    except TimeoutError:
+                        break
+            if items:
+                records, failed = self._decode(items)
+                self.consumed += len(items)
+                yield Batch(
+                    records,
+                    {
+                        "delivery_tag": items[-1][1].delivery_tag,
+                        "connection": self.generation,
+                        "consumed": self.consumed,
+                    },
+                    failures=failed or None,
+                )
+            if lost:
+                await self._reconnect()
+
+    async def on_checkpoint_complete(self, checkpoint_id: int, position: dict[str, Any]) -> None:
+        ch = self.channel
+        tag, gen = int(position.get("delivery_tag", 0)), int(position.get("connection", 0))
+        if ch is None or gen != self.generation or not ch.is_open or tag <= 0:
+            return  # sent on a channel that is gone: the broker redelivers those messages
+        if (gen, tag) <= self.acked_upto:
+            return
+        assert ch.channel is not None
+        ch.channel.basic_ack(delivery_tag=tag, multiple=True)
+        self.acked_upto = (gen, tag)
+
+    async def close(self) -> None:
+        ch, self.channel = self.channel, None
+        if ch is not None:
+            await ch.close()
