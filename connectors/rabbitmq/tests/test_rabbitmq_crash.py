@@ -35,7 +35,11 @@ def test_sigkill_mid_stream_loses_nothing(broker: Broker, tmp_path: Path) -> Non
                     "type": "rabbitmq",
                     "config": {"url": AMQP_URL, "queue": source_q, "prefetch": 1000},
                 },
-                "transform": [{"type": "select", "fields": ["id"]}],
+                # slow enough that the kills land mid-stream
+                "transform": [
+                    {"type": "rate_limit", "per_second": 2000},
+                    {"type": "select", "fields": ["id"]},
+                ],
                 "sink": {"type": "rabbitmq", "config": {"url": AMQP_URL, "routing_key": out_q}},
                 "config": {"checkpoint_interval": "300ms"},
             }
@@ -67,6 +71,7 @@ def test_sigkill_mid_stream_loses_nothing(broker: Broker, tmp_path: Path) -> Non
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         kills += 1
+        assert len(set(seen)) < MESSAGES, "the job finished before the last kill"
     proc = start()
     deadline = time.monotonic() + 120
     while len(set(seen)) < MESSAGES and time.monotonic() < deadline:

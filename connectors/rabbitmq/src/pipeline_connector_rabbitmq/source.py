@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -57,15 +58,19 @@ class RabbitMQSource(Source[RabbitMQSourceConfig]):
     def __init__(self, config: RabbitMQSourceConfig) -> None:
         super().__init__(config)
         self.channel: AmqpChannel | None = None
-        self.generation = 0
+        #: id of the current channel: delivery tags are only valid on the channel that
+        #: delivered them, so positions name it (a restored position from an earlier
+        #: process or a lost connection is never acknowledged on a new channel)
+        self.generation = ""
         self.consumed = 0
         self.reconnects = 0
-        self.acked_upto: tuple[int, int] = (0, 0)
+        self.acked_upto = 0
+        self.hinted_at = 0
 
     async def open(self, ctx: RuntimeContext, restored_position: dict[str, Any] | None) -> None:
         await super().open(ctx, restored_position)
         self.inbox: asyncio.Queue[Any] = asyncio.Queue()
-        self.consumed = int((restored_position or {}).get("consumed", 0))
+        self.consumed = self.hinted_at = int((restored_position or {}).get("consumed", 0))
         await self._connect()
 
     async def _connect(self) -> None:
@@ -82,7 +87,7 @@ class RabbitMQSource(Source[RabbitMQSourceConfig]):
                     for key in cfg.routing_keys:
                         await ch.bind(cfg.queue, cfg.exchange, key)
                 await ch.qos(cfg.prefetch)
-                generation = self.generation + 1
+                generation = uuid.uuid4().hex[:16]
                 inbox = self.inbox
 
                 def on_message(_ch: Any, method: Any, props: Any, body: bytes) -> None:
@@ -90,7 +95,7 @@ class RabbitMQSource(Source[RabbitMQSourceConfig]):
 
                 await ch.consume(cfg.queue, on_message)
                 ch.closed.add_done_callback(lambda _f: inbox.put_nowait((generation, _LOST)))
-                self.generation = generation
+                self.generation, self.acked_upto = generation, 0
                 return ch
             except BaseException:
                 await ch.close()
@@ -180,6 +185,12 @@ class RabbitMQSource(Source[RabbitMQSourceConfig]):
             if items:
                 records, failed = self._decode(items)
                 self.consumed += len(items)
+                # Acknowledgements come with checkpoints, and the broker sends no more than
+                # ``prefetch`` unacknowledged messages: ask for a checkpoint when half the
+                # window is used, so the broker never has to wait for the timer.
+                hint = self.consumed - self.hinted_at >= cfg.prefetch // 2
+                if hint:
+                    self.hinted_at = self.consumed
                 yield Batch(
                     records,
                     {
@@ -188,20 +199,21 @@ class RabbitMQSource(Source[RabbitMQSourceConfig]):
                         "consumed": self.consumed,
                     },
                     failures=failed or None,
+                    checkpoint_after=hint,
                 )
             if lost:
                 await self._reconnect()
 
     async def on_checkpoint_complete(self, checkpoint_id: int, position: dict[str, Any]) -> None:
         ch = self.channel
-        tag, gen = int(position.get("delivery_tag", 0)), int(position.get("connection", 0))
-        if ch is None or gen != self.generation or not ch.is_open or tag <= 0:
-            return  # sent on a channel that is gone: the broker redelivers those messages
-        if (gen, tag) <= self.acked_upto:
-            return
+        tag, gen = int(position.get("delivery_tag", 0)), position.get("connection")
+        if ch is None or gen != self.generation or not ch.is_open:
+            return  # delivered on a channel that is gone: the broker redelivers those
+        if tag <= self.acked_upto:
+            return  # already acknowledged (a checkpoint with no new messages)
         assert ch.channel is not None
         ch.channel.basic_ack(delivery_tag=tag, multiple=True)
-        self.acked_upto = (gen, tag)
+        self.acked_upto = tag
 
     async def close(self) -> None:
         ch, self.channel = self.channel, None
