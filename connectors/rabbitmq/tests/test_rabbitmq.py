@@ -10,9 +10,9 @@ from typing import Any
 
 import orjson
 import pytest
-from pipeline_connector_rabbitmq import RabbitMQSink, RabbitMQSource
 
 from conftest import AMQP_URL, Broker
+from pipeline_connector_rabbitmq import RabbitMQSink, RabbitMQSource
 from pipeline_core import (
     ConfigError,
     ExecutionControl,
