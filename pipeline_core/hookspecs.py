@@ -98,3 +98,10 @@ def pipeline_checkpoint_completed(
     job: PipelineJob, execution_id: str, checkpoint_id: int, state: dict[str, Any]
 ) -> None:
     """Called after a checkpoint was persisted and committed to source and sink."""
+
+
+@hookspec
+def pipeline_checkpoint_failed(
+    job: PipelineJob, execution_id: str, checkpoint_id: int, error: BaseException
+) -> None:
+    """Called when a checkpoint could not be taken (the previous one stays intact)."""

@@ -225,6 +225,13 @@ class CheckpointCoordinator:
                     reason=f"{type(exc).__name__}: {exc}",
                 )
             )
+            self.notify(
+                "pipeline_checkpoint_failed",
+                job=self.job,
+                execution_id=self.execution_id,
+                checkpoint_id=cid,
+                error=exc,
+            )
             if isinstance(exc, Exception) and not isinstance(exc, CheckpointError):
                 raise CheckpointError(
                     f"checkpoint {cid} of job {job!r} failed: {type(exc).__name__}: {exc}"

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import signal
+from typing import Any
 
 from pipeline_core.cli.output import err, print_error
 from pipeline_core.config.converter import parse_duration
@@ -50,17 +51,53 @@ async def _serve(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    http = None if args.no_api else await _start_http(service, args.host, args.port)
     await service.start()
+    where = f"; API and dashboard on http://{args.host}:{args.port}/" if http else ""
     err.print(
-        f"serving as [bold]{service.instance}[/] on {store.url} (SIGTERM stops gracefully)",
+        f"serving as [bold]{service.instance}[/] on {store.url}{where} (SIGTERM stops gracefully)",
         markup=True,
         soft_wrap=True,
     )
     await stop.wait()
     err.print("stopping: running executions checkpoint and are handed over", soft_wrap=True)
+    if http is not None:
+        server, task = http
+        server.should_exit = True
+        await task
+        await server.shutdown()
     await service.stop(graceful=True)
     store.close()
     return 0
+
+
+async def _start_http(service: PipelineService, host: str, port: int) -> tuple[Any, Any]:
+    """uvicorn on this event loop (its own signal handling is not used: SIGTERM stops the
+    service, which stops the server)."""
+    import uvicorn
+
+    from pipeline_core.api import Tokens, create_app
+
+    tokens = Tokens.from_env()
+    if not tokens.enabled:
+        log.warning(
+            "no API tokens configured (PIPELINE_API_ADMIN_TOKENS / PIPELINE_API_TOKENS_FILE): "
+            "the API is open to whoever reaches %s:%d",
+            host,
+            port,
+        )
+    app = create_app(service, tokens=tokens, metrics=service.metrics)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    config.load()
+    server.lifespan = config.lifespan_class(config)
+    try:
+        await server.startup()
+    except SystemExit:
+        raise PipelineError(f"cannot listen on {host}:{port} (in use?)") from None
+    if server.should_exit:
+        raise PipelineError(f"cannot listen on {host}:{port} (in use?)")
+    return server, asyncio.create_task(server.main_loop(), name="http")
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -93,4 +130,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="another instance takes over an execution whose heartbeat is older (default 15s)",
     )
     p.add_argument("--heartbeat", default="2s", help="heartbeat interval (default 2s)")
+    p.add_argument("--host", default="127.0.0.1", help="API address (0.0.0.0 in a container)")
+    p.add_argument("--port", type=int, default=8080, help="API port (default 8080)")
+    p.add_argument("--no-api", action="store_true", help="no REST API, metrics or dashboard")
     p.set_defaults(func=serve)

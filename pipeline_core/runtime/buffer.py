@@ -57,6 +57,7 @@ class BatchBuffer:
                 )
         self._items.append(batch)
         self._batches += 1
+        self.metrics.buffered_batches = self._batches
         self.metrics.buffered_records += len(batch.records)
         self._readable.set()
 
@@ -71,6 +72,7 @@ class BatchBuffer:
         item = self._items.popleft()
         if isinstance(item, Batch):
             self._batches -= 1
+            self.metrics.buffered_batches = self._batches
             self.metrics.buffered_records -= len(item.records)
             self._writable.set()
         return item

@@ -16,6 +16,7 @@ class RunMetrics:
     __slots__ = (
         "batches_read",
         "buffer_capacity_batches",
+        "buffered_batches",
         "buffered_records",
         "dropped_records",
         "failed_records",
@@ -34,6 +35,7 @@ class RunMetrics:
         self.dropped_records = 0
         self.batches_read = 0
         self.buffered_records = 0
+        self.buffered_batches = 0
         self.buffer_capacity_batches = 0
         self.first_failure: str | None = None
         self.started_at = time.monotonic()
@@ -45,6 +47,11 @@ class RunMetrics:
     def elapsed(self) -> float:
         end = self.stopped_at if self.stopped_at is not None else time.monotonic()
         return end - self.started_at
+
+    @property
+    def buffer_full(self) -> bool:
+        """The source buffer is full: backpressure is acting (the source waits or drops)."""
+        return 0 < self.buffer_capacity_batches <= self.buffered_batches
 
     @property
     def throughput(self) -> float:

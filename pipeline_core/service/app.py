@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+from typing import TYPE_CHECKING
 
 from pipeline_core.errors import PipelineError
 from pipeline_core.plugins.manager import Plugins
@@ -12,6 +13,9 @@ from pipeline_core.service.executor import JobExecutor
 from pipeline_core.service.scheduler import JobScheduler
 from pipeline_core.store import MetadataStore
 from pipeline_core.store.executions import instance_name
+
+if TYPE_CHECKING:
+    from pipeline_core.api.metrics import PipelineMetrics
 
 __all__ = ["PipelineService", "SingleInstanceError"]
 
@@ -53,6 +57,22 @@ class PipelineService:
         self.scheduler = JobScheduler(
             store, plugins, on_fired=self.executor.poke, tick=scheduler_tick
         )
+        self._metrics: PipelineMetrics | None = None
+
+    @property
+    def metrics(self) -> PipelineMetrics:
+        """The service's Prometheus metrics (created on first use; registered as a plugin
+        so the lifecycle hooks feed it)."""
+        if self._metrics is None:
+            from pipeline_core.api.metrics import PipelineMetrics
+
+            executor = self.executor
+            metrics = PipelineMetrics(
+                lambda: [(h.job_name, h.metrics) for h in list(executor.running.values())]
+            )
+            self.plugins.pm.register(metrics, name=f"metrics:{self.instance}")
+            self._metrics = metrics
+        return self._metrics
 
     def _check_single_instance(self) -> None:
         if not self.store.is_sqlite:

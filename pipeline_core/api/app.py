@@ -1,0 +1,695 @@
+"""The REST API, ``/metrics``, ``/healthz`` and the dashboard, as one Starlette app.
+
+Routes are declared once in :data:`ROUTES` (method, path, handler, scope, documentation);
+the Starlette routing and the OpenAPI document (``/api/openapi.json``) are both built from
+that table, so the document lists exactly what the server serves. Database calls run in
+worker threads; executor actions run on the service's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import orjson
+import yaml
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from pipeline_core import __version__
+from pipeline_core.api.auth import Tokens
+from pipeline_core.api.errors import (
+    ApiError,
+    error_response,
+    handle_api_error,
+    handle_pipeline_error,
+)
+from pipeline_core.api.metrics import PipelineMetrics
+from pipeline_core.api.schemas import SCHEMAS, checkpoint_doc, execution_doc, job_doc, schedule_doc
+from pipeline_core.config.converter import structure
+from pipeline_core.errors import PipelineError
+from pipeline_core.model.loader import job_from_dict
+from pipeline_core.model.schedule import ScheduleConfig
+from pipeline_core.runtime.lifecycle import ACTIVE
+from pipeline_core.runtime.prepare import prepare
+from pipeline_core.runtime.result import ExecutionStatus
+
+if TYPE_CHECKING:
+    from pipeline_core.service import PipelineService
+
+__all__ = ["ROUTES", "ApiRoute", "create_app", "openapi_document"]
+
+Handler = Callable[["Api", Request], Awaitable[Any]]
+
+
+@attrs.frozen
+class ApiRoute:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    scope: str  # "open", "read" or "admin"
+    status: int = 200
+    response: str | None = None  # schema name; "[Name]" for a list
+    request: str | None = None
+    errors: tuple[int, ...] = ()
+    query: tuple[tuple[str, str, str], ...] = ()  # (name, type, description)
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    return Response(
+        orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS),
+        status_code=status,
+        media_type="application/json",
+    )
+
+
+async def _body(request: Request) -> Any:
+    raw = await request.body()
+    kind = request.headers.get("content-type", "application/json").split(";")[0].strip()
+    try:
+        if kind in ("application/yaml", "application/x-yaml", "text/yaml"):
+            return yaml.safe_load(raw)
+        return orjson.loads(raw) if raw else None
+    except (orjson.JSONDecodeError, yaml.YAMLError) as exc:
+        raise ApiError(
+            400, "invalid_body", f"the request body is not valid {kind}: {exc}"
+        ) from None
+
+
+async def _object_body(request: Request, what: str) -> dict[str, Any]:
+    data = await _body(request)
+    if not isinstance(data, dict):
+        raise ApiError(400, "invalid_body", f"expected {what} as a JSON object")
+    return data
+
+
+class Api:
+    """The handlers, bound to one service."""
+
+    def __init__(self, service: PipelineService, metrics: PipelineMetrics) -> None:
+        self.service = service
+        self.store = service.store
+        self.metrics = metrics
+
+    # --- helpers -----------------------------------------------------------------------
+
+    def _job_doc(self, name: str, *, detail: bool = False, version: int | None = None) -> Any:
+        d = self.store.registry.get(name, version)
+        schedule = self.store.schedules.get(name)
+        last = self.store.executions.query(job=name, limit=1)
+        return job_doc(d, schedule, last[0] if last else None, detail=detail)
+
+    def _throughput(self, execution_id: str) -> float | None:
+        h = self.service.executor.running.get(execution_id)
+        return round(h.metrics.throughput, 1) if h is not None else None
+
+    async def _execution(self, execution_id: str) -> Any:
+        def read() -> Any:
+            r = self.store.executions.get(execution_id)
+            return execution_doc(
+                r,
+                throughput=self._throughput(execution_id),
+                transitions=self.store.executions.transitions(execution_id),
+            )
+
+        return await run_in_threadpool(read)
+
+    # --- jobs ----------------------------------------------------------------------------
+
+    async def list_jobs(self, request: Request) -> Response:
+        def read() -> list[Any]:
+            return [self._job_doc(d.job_name) for d in self.store.registry.list_all()]
+
+        return _json(await run_in_threadpool(read))
+
+    def _validate(self, data: dict[str, Any]) -> None:
+        """The whole definition, component configs included, against the installed
+        plugins — the same check as before a run — so a bad definition is a 400 now,
+        not a FAILED execution later."""
+        prepare(job_from_dict(data, base_dir=self.service.executor.base_dir), self.service.plugins)
+
+    async def create_job(self, request: Request) -> Response:
+        data = await _object_body(request, "a job definition")
+        await run_in_threadpool(self._validate, data)
+        d = await run_in_threadpool(self.store.registry.register, data, created_by="api")
+        return _json(await run_in_threadpool(self._job_doc, d.job_name, detail=True), 201)
+
+    async def get_job(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        return _json(await run_in_threadpool(self._job_doc, name, detail=True))
+
+    async def update_job(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        data = await _object_body(request, "a job definition")
+        await run_in_threadpool(self.store.registry.get, name)  # 404 before 400
+        await run_in_threadpool(self._validate, data)
+        await run_in_threadpool(self.store.registry.update, name, data, updated_by="api")
+        return _json(await run_in_threadpool(self._job_doc, name, detail=True))
+
+    async def versions(self, request: Request) -> Response:
+        rows = await run_in_threadpool(self.store.registry.versions, request.path_params["name"])
+        return _json(
+            [
+                {"version": v, "create_time": t.isoformat() + "+00:00", "created_by": who}
+                for v, t, who in rows
+            ]
+        )
+
+    async def version(self, request: Request) -> Response:
+        name, n = request.path_params["name"], request.path_params["version"]
+        return _json(await run_in_threadpool(self._job_doc, name, detail=True, version=n))
+
+    async def enable(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        await run_in_threadpool(self.store.registry.enable, name)
+        return _json(await run_in_threadpool(self._job_doc, name))
+
+    async def disable(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        await run_in_threadpool(self.store.registry.disable, name)
+        return _json(await run_in_threadpool(self._job_doc, name))
+
+    async def start(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        eid = await run_in_threadpool(self.service.scheduler.trigger_job, name)
+        return _json({"execution_id": eid, "job": name, "status": "SCHEDULED"}, 202)
+
+    async def get_schedule(self, request: Request) -> Response:
+        record = await run_in_threadpool(self.store.schedules.get, request.path_params["name"])
+        if record is None:
+            raise ApiError(404, "schedule_not_found", "this job has no schedule (manual only)")
+        return _json(schedule_doc(record))
+
+    async def put_schedule(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        data = await _object_body(request, "a schedule")
+        await run_in_threadpool(self.store.registry.get, name)
+        config = structure(data, ScheduleConfig, job=name, component="schedule")
+        record = await run_in_threadpool(self.service.scheduler.schedule, name, config)
+        return _json(schedule_doc(record))
+
+    async def delete_schedule(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        if not await run_in_threadpool(self.service.scheduler.unschedule, name):
+            raise ApiError(404, "schedule_not_found", f"job {name!r} has no schedule")
+        return Response(status_code=204)
+
+    # --- executions ------------------------------------------------------------------------
+
+    async def list_executions(self, request: Request) -> Response:
+        q = request.query_params
+        status = q.get("status")
+        if status is not None and status not in ExecutionStatus.__members__:
+            raise ApiError(
+                400, "invalid_query", f"status must be one of {', '.join(ExecutionStatus)}"
+            )
+        try:
+            limit = int(q.get("limit", "50"))
+        except ValueError:
+            raise ApiError(400, "invalid_query", "limit must be an integer") from None
+        if not 1 <= limit <= 1000:
+            raise ApiError(400, "invalid_query", "limit must be between 1 and 1000")
+
+        def read() -> list[Any]:
+            rows = self.store.executions.query(job=q.get("job"), status=status, limit=limit)
+            return [execution_doc(r, throughput=self._throughput(r.execution_id)) for r in rows]
+
+        return _json(await run_in_threadpool(read))
+
+    async def get_execution(self, request: Request) -> Response:
+        return _json(await self._execution(request.path_params["id"]))
+
+    async def _act(self, request: Request, action: str) -> Response:
+        eid = request.path_params["id"]
+        record = await run_in_threadpool(self.store.executions.get, eid)
+        if record.status not in ACTIVE:
+            raise ApiError(
+                409, "illegal_state", f"execution {eid!r} is {record.status}: cannot {action}"
+            )
+        ex = self.service.executor
+        if action == "cancel":
+            await ex.cancel(eid)
+        elif action == "pause":
+            await ex.pause(eid)
+        elif action == "resume":
+            await ex.resume(eid)
+        elif action == "checkpoint":
+            await ex.checkpoint(eid)
+        else:
+            data = await _object_body(request, 'a savepoint: {"name": …}')
+            name = data.get("name")
+            if not isinstance(name, str) or not name.strip():
+                raise ApiError(400, "invalid_body", "savepoint needs a non-empty 'name'")
+            await ex.checkpoint(eid, savepoint=name)
+        current = await run_in_threadpool(self.store.executions.get, eid)
+        return _json({"execution_id": eid, "action": action, "status": current.status.value}, 202)
+
+    async def cancel(self, request: Request) -> Response:
+        return await self._act(request, "cancel")
+
+    async def pause(self, request: Request) -> Response:
+        return await self._act(request, "pause")
+
+    async def resume(self, request: Request) -> Response:
+        return await self._act(request, "resume")
+
+    async def checkpoint(self, request: Request) -> Response:
+        return await self._act(request, "checkpoint")
+
+    async def savepoint(self, request: Request) -> Response:
+        return await self._act(request, "savepoint")
+
+    async def checkpoints(self, request: Request) -> Response:
+        eid = request.path_params["id"]
+
+        def read() -> list[Any]:
+            record = self.store.executions.get(eid)
+            return [
+                checkpoint_doc(c)
+                for c in self.store.checkpoints.list(record.job_name)
+                if c.execution_id == eid
+            ]
+
+        return _json(await run_in_threadpool(read))
+
+    # --- the rest --------------------------------------------------------------------------
+
+    async def connectors(self, request: Request) -> Response:
+        plugins = self.service.plugins
+        out = []
+        for kind, registry in (
+            ("source", plugins.sources),
+            ("sink", plugins.sinks),
+            ("trigger", plugins.triggers),
+            ("state_backend", plugins.state_backends),
+        ):
+            for reg in registry.registrations():
+                out.append(
+                    {
+                        "kind": kind,
+                        "type": reg.type_name,
+                        "plugin": reg.plugin,
+                        "distribution": reg.distribution,
+                        "class": f"{reg.cls.__module__}.{reg.cls.__qualname__}",
+                    }
+                )
+        return _json(out)
+
+    async def healthz(self, request: Request) -> Response:
+        def ping() -> str:
+            from sqlalchemy import text
+
+            with self.store.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return "ok"
+
+        try:
+            database = await asyncio.wait_for(run_in_threadpool(ping), 5)
+        except Exception as exc:
+            return _json(
+                {
+                    "status": "unavailable",
+                    "instance": self.service.instance,
+                    "database": f"error: {type(exc).__name__}",
+                    "running": len(self.service.executor.running),
+                },
+                503,
+            )
+        return _json(
+            {
+                "status": "ok",
+                "instance": self.service.instance,
+                "database": database,
+                "running": len(self.service.executor.running),
+            }
+        )
+
+    async def prometheus(self, request: Request) -> Response:
+        body = await run_in_threadpool(self.metrics.exposition)
+        return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    async def openapi(self, request: Request) -> Response:
+        return _json(openapi_document())
+
+    async def dashboard(self, request: Request) -> Response:
+        page = resources.files("pipeline_core.api").joinpath("static/index.html").read_text()
+        return HTMLResponse(page)
+
+
+_NAME = "/api/jobs/{name}"
+_EXEC = "/api/executions/{id}"
+_E404 = (404,)
+
+ROUTES: list[ApiRoute] = [
+    ApiRoute("GET", "/api/jobs", Api.list_jobs, "List jobs", "read", response="[Job]"),
+    ApiRoute(
+        "POST",
+        "/api/jobs",
+        Api.create_job,
+        "Register a job (version 1)",
+        "admin",
+        201,
+        "JobDetail",
+        "JobDefinitionInput",
+        (400, 409),
+    ),
+    ApiRoute(
+        "GET",
+        _NAME,
+        Api.get_job,
+        "A job's latest version",
+        "read",
+        response="JobDetail",
+        errors=_E404,
+    ),
+    ApiRoute(
+        "PUT",
+        _NAME,
+        Api.update_job,
+        "Add a version of a job",
+        "admin",
+        response="JobDetail",
+        request="JobDefinitionInput",
+        errors=(400, 404),
+    ),
+    ApiRoute(
+        "GET",
+        f"{_NAME}/versions",
+        Api.versions,
+        "A job's versions",
+        "read",
+        response="[Version]",
+        errors=_E404,
+    ),
+    ApiRoute(
+        "GET",
+        f"{_NAME}/versions/{{version:int}}",
+        Api.version,
+        "One version of a job",
+        "read",
+        response="JobDetail",
+        errors=_E404,
+    ),
+    ApiRoute(
+        "POST", f"{_NAME}/enable", Api.enable, "Enable a job", "admin", response="Job", errors=_E404
+    ),
+    ApiRoute(
+        "POST",
+        f"{_NAME}/disable",
+        Api.disable,
+        "Disable a job (it never runs)",
+        "admin",
+        response="Job",
+        errors=_E404,
+    ),
+    ApiRoute(
+        "POST",
+        f"{_NAME}/start",
+        Api.start,
+        "Start a job now; returns the execution id",
+        "admin",
+        202,
+        "Started",
+        errors=(404, 409),
+    ),
+    ApiRoute(
+        "GET",
+        f"{_NAME}/schedule",
+        Api.get_schedule,
+        "A job's schedule",
+        "read",
+        response="Schedule",
+        errors=_E404,
+    ),
+    ApiRoute(
+        "PUT",
+        f"{_NAME}/schedule",
+        Api.put_schedule,
+        "Set a job's schedule",
+        "admin",
+        response="Schedule",
+        request="ScheduleInput",
+        errors=(400, 404),
+    ),
+    ApiRoute(
+        "DELETE",
+        f"{_NAME}/schedule",
+        Api.delete_schedule,
+        "Remove a job's schedule",
+        "admin",
+        204,
+        errors=_E404,
+    ),
+    ApiRoute(
+        "GET",
+        "/api/executions",
+        Api.list_executions,
+        "Executions, newest first",
+        "read",
+        response="[Execution]",
+        errors=(400,),
+        query=(
+            ("job", "string", "only this job"),
+            ("status", "string", "only this status"),
+            ("limit", "integer", "at most this many (1-1000, default 50)"),
+        ),
+    ),
+    ApiRoute(
+        "GET",
+        _EXEC,
+        Api.get_execution,
+        "An execution with its transitions",
+        "read",
+        response="ExecutionDetail",
+        errors=_E404,
+    ),
+    ApiRoute(
+        "POST",
+        f"{_EXEC}/cancel",
+        Api.cancel,
+        "Cancel an execution",
+        "admin",
+        202,
+        "Accepted",
+        errors=(404, 409),
+    ),
+    ApiRoute(
+        "POST",
+        f"{_EXEC}/pause",
+        Api.pause,
+        "Pause (the source stops pulling)",
+        "admin",
+        202,
+        "Accepted",
+        errors=(404, 409),
+    ),
+    ApiRoute(
+        "POST",
+        f"{_EXEC}/resume",
+        Api.resume,
+        "Resume a paused execution",
+        "admin",
+        202,
+        "Accepted",
+        errors=(404, 409),
+    ),
+    ApiRoute(
+        "POST",
+        f"{_EXEC}/checkpoint",
+        Api.checkpoint,
+        "Take a checkpoint now",
+        "admin",
+        202,
+        "Accepted",
+        errors=(404, 409),
+    ),
+    ApiRoute(
+        "POST",
+        f"{_EXEC}/savepoint",
+        Api.savepoint,
+        "Take a named savepoint",
+        "admin",
+        202,
+        "Accepted",
+        "SavepointInput",
+        (400, 404, 409),
+    ),
+    ApiRoute(
+        "GET",
+        f"{_EXEC}/checkpoints",
+        Api.checkpoints,
+        "An execution's checkpoints",
+        "read",
+        response="[Checkpoint]",
+        errors=_E404,
+    ),
+    ApiRoute(
+        "GET",
+        "/api/connectors",
+        Api.connectors,
+        "Installed sources, sinks, triggers and state backends",
+        "read",
+        response="[Connector]",
+    ),
+    ApiRoute(
+        "GET",
+        "/healthz",
+        Api.healthz,
+        "Liveness and readiness",
+        "open",
+        response="Health",
+        errors=(503,),
+    ),
+    ApiRoute("GET", "/metrics", Api.prometheus, "Prometheus metrics", "metrics"),
+    ApiRoute("GET", "/api/openapi.json", Api.openapi, "This document", "open"),
+    ApiRoute("GET", "/", Api.dashboard, "The web dashboard", "open"),
+]
+
+
+def _schema(name: str) -> dict[str, Any]:
+    if name.startswith("["):
+        return {"type": "array", "items": {"$ref": f"#/components/schemas/{name[1:-1]}"}}
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI 3.1 document of :data:`ROUTES`."""
+    paths: dict[str, Any] = {}
+    error = {"application/json": {"schema": _schema("Error")}}
+    for r in ROUTES:
+        if r.path == "/":
+            continue
+        path = r.path.replace(":int", "")
+        op: dict[str, Any] = {
+            "summary": r.summary,
+            "operationId": r.handler.__name__,
+            "responses": {},
+        }
+        params = [
+            {
+                "name": p.strip("{}").split(":")[0],
+                "in": "path",
+                "required": True,
+                "schema": {"type": "integer" if ":int" in p else "string"},
+            }
+            for p in r.path.split("/")
+            if p.startswith("{")
+        ]
+        params += [
+            {"name": n, "in": "query", "required": False, "schema": {"type": t}, "description": d}
+            for n, t, d in r.query
+        ]
+        if params:
+            op["parameters"] = params
+        if r.request:
+            content: dict[str, Any] = {"application/json": {"schema": _schema(r.request)}}
+            if r.request == "JobDefinitionInput":
+                content["application/yaml"] = {"schema": _schema(r.request)}
+            op["requestBody"] = {"required": True, "content": content}
+        ok: dict[str, Any] = {"description": "OK"}
+        if r.response:
+            ok["content"] = {"application/json": {"schema": _schema(r.response)}}
+        elif r.path == "/metrics":
+            ok["content"] = {"text/plain": {"schema": {"type": "string"}}}
+        elif r.path == "/api/openapi.json":
+            ok["content"] = {"application/json": {"schema": {"type": "object"}}}
+        op["responses"][str(r.status)] = ok
+        for status in r.errors:
+            op["responses"][str(status)] = {"description": "error", "content": error}
+        if r.scope in ("read", "admin"):
+            op["security"] = [{"bearer": []}]
+            op["responses"]["401"] = {"description": "no or unknown token", "content": error}
+            if r.scope == "admin":
+                op["responses"]["403"] = {"description": "needs an admin token", "content": error}
+        if r.request or r.query:
+            op["responses"].setdefault("400", {"description": "bad request", "content": error})
+        paths.setdefault(path, {})[r.method.lower()] = op
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Pipeline Framework", "version": __version__},
+        "paths": paths,
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }
+
+
+class _Auth(BaseHTTPMiddleware):
+    def __init__(self, app: Any, tokens: Tokens) -> None:
+        super().__init__(app)
+        self.tokens = tokens
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        need = self._scope(request)
+        if need == "open" or not self.tokens.enabled:
+            return await call_next(request)
+        if need == "metrics" and self.tokens.metrics_public:
+            return await call_next(request)
+        header = request.headers.get("authorization", "")
+        token = header[7:].strip() if header.lower().startswith("bearer ") else None
+        have = self.tokens.scope_of(token)
+        if have is None:
+            return error_response(
+                401, "unauthorized", "send Authorization: Bearer TOKEN (a read or admin token)"
+            )
+        if need == "admin" and have != "admin":
+            return error_response(403, "forbidden", "this action needs an admin token")
+        return await call_next(request)
+
+    def _scope(self, request: Request) -> str:
+        path = request.url.path
+        if path == "/" or path == "/healthz" or path == "/api/openapi.json":
+            return "open"
+        if path == "/metrics":
+            return "metrics"
+        return "read" if request.method in ("GET", "HEAD", "OPTIONS") else "admin"
+
+
+async def _not_found(_request: Request, _exc: Exception) -> Response:
+    return error_response(404, "not_found", "no such route")
+
+
+async def _not_allowed(_request: Request, _exc: Exception) -> Response:
+    return error_response(405, "method_not_allowed", "method not allowed on this route")
+
+
+def create_app(
+    service: PipelineService,
+    *,
+    tokens: Tokens | None = None,
+    metrics: PipelineMetrics | None = None,
+) -> Starlette:
+    tokens = tokens if tokens is not None else Tokens.from_env()
+    metrics = metrics or PipelineMetrics()
+    api = Api(service, metrics)
+
+    def bind(handler: Handler) -> Callable[[Request], Awaitable[Any]]:
+        async def endpoint(request: Request) -> Any:
+            return await handler(api, request)
+
+        endpoint.__name__ = handler.__name__
+        return endpoint
+
+    routes = [Route(r.path, bind(r.handler), methods=[r.method]) for r in ROUTES]
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(_Auth, tokens=tokens)],
+        exception_handlers={
+            PipelineError: handle_pipeline_error,
+            ApiError: handle_api_error,
+            404: _not_found,
+            405: _not_allowed,
+        },
+    )
+    app.state.api = api
+    return app

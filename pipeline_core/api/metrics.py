@@ -1,0 +1,175 @@
+"""Prometheus metrics (prometheus-client): the original design's job, data, system and
+Reactor metrics, labelled by job.
+
+``PipelineMetrics`` is a plugin object: it counts finished executions and checkpoints
+through the lifecycle hooks, and reads the live counters (throughput, buffer fill,
+backpressure) of the executions running in this process when Prometheus scrapes. One
+registry per service (not the global one), so tests and several services in one process
+never share counters.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from pipeline_core.hookspecs import hookimpl
+from pipeline_core.runtime.metrics import RunMetrics
+from pipeline_core.runtime.result import ExecutionStatus, JobResult
+
+__all__ = ["PipelineMetrics"]
+
+_DURATION_BUCKETS = (0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 1800, 3600, 4 * 3600, float("inf"))
+_CHECKPOINT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, float("inf"))
+
+
+class _LiveCollector(Collector):
+    """Gauges read from the running executions at scrape time."""
+
+    def __init__(self, running: Callable[[], Iterable[tuple[str, RunMetrics]]]) -> None:
+        self.running = running
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        throughput = GaugeMetricFamily(
+            "throughput", "Records read per second by running executions", labels=["job"]
+        )
+        buffer = GaugeMetricFamily(
+            "buffer_size", "Records waiting in the source buffer", labels=["job"]
+        )
+        pressure = GaugeMetricFamily(
+            "backpressure_status",
+            "1 while a running execution's source buffer is full (the source waits or drops)",
+            labels=["job"],
+        )
+        running = GaugeMetricFamily("job_running", "Executions running here", labels=["job"])
+        per_job: dict[str, list[float]] = {}
+        for job, m in self.running():
+            row = per_job.setdefault(job, [0.0, 0.0, 0.0, 0.0])
+            row[0] += m.throughput
+            row[1] += m.buffered_records
+            full = m.buffer_capacity_batches and m.buffer_full
+            row[2] = max(row[2], 1.0 if full else 0.0)
+            row[3] += 1
+        for job, (tp, buf, bp, n) in sorted(per_job.items()):
+            throughput.add_metric([job], tp)
+            buffer.add_metric([job], buf)
+            pressure.add_metric([job], bp)
+            running.add_metric([job], n)
+        threads = GaugeMetricFamily("thread_count", "Threads of this process")
+        threads.add_metric([], threading.active_count())
+        yield from (throughput, buffer, pressure, running, threads)
+
+
+class PipelineMetrics:
+    def __init__(
+        self, running: Callable[[], Iterable[tuple[str, RunMetrics]]] = lambda: ()
+    ) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        ProcessCollector(registry=r)  # process_cpu_seconds_total, process_resident_memory…
+        PlatformCollector(registry=r)
+        self.executions = Counter(
+            "job_execution_count",
+            "Finished executions by final status",
+            ["job", "status"],
+            registry=r,
+        )
+        self.success_rate = Gauge(
+            "job_success_rate", "COMPLETED / (COMPLETED + FAILED) since start", ["job"], registry=r
+        )
+        self.duration = Histogram(
+            "job_duration_seconds",
+            "Execution duration",
+            ["job"],
+            buckets=_DURATION_BUCKETS,
+            registry=r,
+        )
+        self.processed = Counter(
+            "records_processed", "Records read by finished executions", ["job"], registry=r
+        )
+        self.failed = Counter(
+            "records_failed", "Bad records (skipped or dead-lettered)", ["job"], registry=r
+        )
+        self.dropped = Counter(
+            "dropped_records",
+            "Records dropped by backpressure (DROP/LATEST)",
+            ["job"],
+            registry=r,
+        )
+        self.checkpoints = Counter("checkpoint_count", "Completed checkpoints", ["job"], registry=r)
+        self.checkpoint_failures = Counter(
+            "checkpoint_failures", "Checkpoints that failed", ["job"], registry=r
+        )
+        self.checkpoint_duration = Histogram(
+            "checkpoint_duration_seconds",
+            "Time to take a checkpoint",
+            ["job"],
+            buckets=_CHECKPOINT_BUCKETS,
+            registry=r,
+        )
+        r.register(_LiveCollector(running))
+        self._started: dict[tuple[str, int], float] = {}
+        self._outcomes: dict[str, list[int]] = {}
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+    # --- lifecycle hooks -------------------------------------------------------------
+
+    def _finished(self, job: str, result: JobResult) -> None:
+        self.executions.labels(job, result.status.value).inc()
+        self.duration.labels(job).observe(result.duration_s)
+        self.processed.labels(job).inc(result.records_read)
+        self.failed.labels(job).inc(result.failed_records)
+        self.dropped.labels(job).inc(result.dropped_records)
+        done = self._outcomes.setdefault(job, [0, 0])
+        if result.status is ExecutionStatus.COMPLETED:
+            done[0] += 1
+        elif result.status is ExecutionStatus.FAILED:
+            done[1] += 1
+        if sum(done):
+            self.success_rate.labels(job).set(done[0] / sum(done))
+
+    @hookimpl
+    def pipeline_job_finished(self, job: Any, execution_id: str, result: JobResult) -> None:
+        self._finished(job.name, result)
+
+    @hookimpl
+    def pipeline_job_failed(
+        self, job: Any, execution_id: str, error: BaseException, result: JobResult
+    ) -> None:
+        self._finished(job.name, result)
+
+    @hookimpl
+    def pipeline_checkpoint_started(self, job: Any, execution_id: str, checkpoint_id: int) -> None:
+        self._started[(execution_id, checkpoint_id)] = time.monotonic()
+
+    @hookimpl
+    def pipeline_checkpoint_completed(
+        self, job: Any, execution_id: str, checkpoint_id: int, state: dict[str, Any]
+    ) -> None:
+        self.checkpoints.labels(job.name).inc()
+        started = self._started.pop((execution_id, checkpoint_id), None)
+        if started is not None:
+            self.checkpoint_duration.labels(job.name).observe(time.monotonic() - started)
+
+    @hookimpl
+    def pipeline_checkpoint_failed(
+        self, job: Any, execution_id: str, checkpoint_id: int, error: BaseException
+    ) -> None:
+        self._started.pop((execution_id, checkpoint_id), None)
+        self.checkpoint_failures.labels(job.name).inc()

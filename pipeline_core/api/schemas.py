@@ -1,0 +1,295 @@
+"""JSON Schemas of the API's bodies (OpenAPI 3.1 components), and the documents built
+from store records. The response builders and the schemas live side by side so that a
+field added to one is seen missing from the other in review — and the schemathesis test
+checks every response against these schemas."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pipeline_core.checkpoint.repository import CheckpointInfo
+from pipeline_core.store.executions import ExecutionRecord, Transition
+from pipeline_core.store.registry import JobDefinition
+from pipeline_core.store.schedules import ScheduleRecord
+
+__all__ = ["SCHEMAS", "checkpoint_doc", "execution_doc", "job_doc", "schedule_doc"]
+
+_STR = {"type": "string"}
+_STR_N = {"type": ["string", "null"]}
+_INT = {"type": "integer"}
+_INT_N = {"type": ["integer", "null"]}
+_TIME = {"type": "string", "format": "date-time"}
+_TIME_N = {"type": ["string", "null"], "format": "date-time"}
+_BOOL = {"type": "boolean"}
+_OBJ = {"type": "object"}
+_STATUS = {
+    "type": "string",
+    "enum": [
+        "REGISTERED",
+        "SCHEDULED",
+        "INITIALIZING",
+        "RUNNING",
+        "CHECKPOINTING",
+        "COMPLETED",
+        "FAILED",
+        "CANCELLED",
+    ],
+}
+
+
+def _object(props: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": props,
+        "required": list(props) if required is None else required,
+    }
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+SCHEMAS: dict[str, Any] = {
+    "Error": _object({"error": _STR, "message": _STR, "details": {}}),
+    "Schedule": _object(
+        {
+            "type": {"type": "string", "enum": ["CRON", "MANUAL", "EVENT", "DEPENDENCY"]},
+            "cron": _STR_N,
+            "timezone": _STR,
+            "event_trigger": _STR_N,
+            "event_topic": _STR_N,
+            "event_config": _OBJ,
+            "dependencies": {"type": "array", "items": _STR},
+            "enabled": _BOOL,
+            "next_trigger_time": _TIME_N,
+            "last_trigger_time": _TIME_N,
+        }
+    ),
+    "ScheduleInput": {
+        "type": "object",
+        "properties": {
+            "type": {"type": "string", "enum": ["CRON", "MANUAL", "EVENT", "DEPENDENCY"]},
+            "cron": _STR,
+            "timezone": _STR,
+            "event_trigger": _STR,
+            "event_topic": _STR,
+            "event_config": _OBJ,
+            "dependencies": {"type": "array", "items": _STR},
+            "enabled": _BOOL,
+        },
+        "required": ["type"],
+    },
+    "ExecutionSummary": {
+        "oneOf": [
+            {"type": "null"},
+            _object({"execution_id": _STR, "status": _STATUS, "start_time": _TIME}),
+        ]
+    },
+    "Job": _object(
+        {
+            "name": _STR,
+            "job_type": _STR,
+            "version": _INT,
+            "latest_version": _INT,
+            "description": _STR_N,
+            "enabled": _BOOL,
+            "create_time": _TIME,
+            "update_time": _TIME,
+            "created_by": _STR_N,
+            "updated_by": _STR_N,
+            "schedule": {"oneOf": [{"type": "null"}, _ref("Schedule")]},
+            "last_execution": _ref("ExecutionSummary"),
+        }
+    ),
+    "JobDetail": {
+        "allOf": [
+            _ref("Job"),
+            _object({"dag_definition": _OBJ, "config_overrides": _OBJ}),
+        ]
+    },
+    "JobDefinitionInput": {
+        "description": "A job definition (the dag_definition document): JSON, or YAML with "
+        "Content-Type application/yaml. Secrets as ${env:NAME} references.",
+        "type": "object",
+        "properties": {
+            "name": _STR,
+            "type": {"type": "string", "enum": ["STREAMING", "BATCH_ROLLER", "SQL_TASK"]},
+            "source": _OBJ,
+            "transform": {"type": "array", "items": _OBJ},
+            "sink": _OBJ,
+            "config": _OBJ,
+            "schedule": _OBJ,
+        },
+        "required": ["name", "source", "sink"],
+    },
+    "Version": _object({"version": _INT, "create_time": _TIME, "created_by": _STR_N}),
+    "Transition": _object(
+        {"from_status": _STR_N, "to_status": _STR, "time": _TIME, "message": _STR_N}
+    ),
+    "Execution": _object(
+        {
+            "execution_id": _STR,
+            "job_name": _STR,
+            "job_version": _INT_N,
+            "status": _STATUS,
+            "paused": _BOOL,
+            "start_time": _TIME,
+            "end_time": _TIME_N,
+            "duration_ms": _INT_N,
+            "processed_records": _INT,
+            "failed_records": _INT,
+            "throughput": {"type": ["number", "null"]},
+            "error_message": _STR_N,
+            "retry_count": _INT,
+            "triggered_by": _STR_N,
+            "scheduled_time": _TIME_N,
+            "owner_instance": _STR_N,
+            "heartbeat_time": _TIME_N,
+        }
+    ),
+    "ExecutionDetail": {
+        "allOf": [
+            _ref("Execution"),
+            _object(
+                {
+                    "error_stack_trace": _STR_N,
+                    "transitions": {"type": "array", "items": _ref("Transition")},
+                }
+            ),
+        ]
+    },
+    "Checkpoint": _object(
+        {
+            "execution_id": _STR,
+            "checkpoint_id": _INT,
+            "checkpoint_type": _STR,
+            "status": _STR,
+            "is_savepoint": _BOOL,
+            "savepoint_name": _STR_N,
+            "storage_path": _STR_N,
+            "storage_size_bytes": _INT_N,
+            "create_time": _TIME,
+            "complete_time": _TIME_N,
+            "state_data": _OBJ,
+        }
+    ),
+    "Accepted": _object({"execution_id": _STR, "action": _STR, "status": _STATUS}),
+    "Started": _object({"execution_id": _STR, "job": _STR, "status": _STATUS}),
+    "SavepointInput": _object({"name": _STR}),
+    "Connector": _object(
+        {"kind": _STR, "type": _STR, "plugin": _STR, "distribution": _STR, "class": _STR}
+    ),
+    "Health": _object({"status": _STR, "instance": _STR, "database": _STR, "running": _INT}),
+}
+
+
+def _time(value: dt.datetime | None) -> str | None:
+    return value.replace(tzinfo=dt.UTC).isoformat() if value is not None else None
+
+
+def schedule_doc(record: ScheduleRecord | None) -> dict[str, Any] | None:
+    if record is None:
+        return None
+    c = record.config
+    return {
+        "type": c.type.value,
+        "cron": c.cron,
+        "timezone": c.timezone,
+        "event_trigger": c.event_trigger,
+        "event_topic": c.event_topic,
+        "event_config": c.event_config,
+        "dependencies": list(c.dependencies),
+        "enabled": c.enabled,
+        "next_trigger_time": _time(record.next_trigger_time),
+        "last_trigger_time": _time(record.last_trigger_time),
+    }
+
+
+def job_doc(
+    d: JobDefinition,
+    schedule: ScheduleRecord | None,
+    last: ExecutionRecord | None,
+    *,
+    detail: bool = False,
+) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "name": d.job_name,
+        "job_type": d.job_type,
+        "version": d.version,
+        "latest_version": d.latest_version,
+        "description": d.description,
+        "enabled": d.enabled,
+        "create_time": _time(d.create_time),
+        "update_time": _time(d.update_time),
+        "created_by": d.created_by,
+        "updated_by": d.updated_by,
+        "schedule": schedule_doc(schedule),
+        "last_execution": None
+        if last is None
+        else {
+            "execution_id": last.execution_id,
+            "status": last.status.value,
+            "start_time": _time(last.start_time),
+        },
+    }
+    if detail:
+        # as stored: secrets stay ${env:…} references, never resolved values
+        doc["dag_definition"] = d.dag_definition
+        doc["config_overrides"] = d.config
+    return doc
+
+
+def execution_doc(
+    r: ExecutionRecord,
+    *,
+    throughput: float | None = None,
+    transitions: list[Transition] | None = None,
+) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "execution_id": r.execution_id,
+        "job_name": r.job_name,
+        "job_version": r.job_version,
+        "status": r.status.value,
+        "paused": r.paused,
+        "start_time": _time(r.start_time),
+        "end_time": _time(r.end_time),
+        "duration_ms": r.duration_ms,
+        "processed_records": r.processed_records,
+        "failed_records": r.failed_records,
+        "throughput": throughput,
+        "error_message": r.error_message,
+        "retry_count": r.retry_count,
+        "triggered_by": r.triggered_by,
+        "scheduled_time": _time(r.scheduled_time),
+        "owner_instance": r.owner_instance,
+        "heartbeat_time": _time(r.heartbeat_time),
+    }
+    if transitions is not None:
+        doc["error_stack_trace"] = r.error_stack_trace
+        doc["transitions"] = [
+            {
+                "from_status": t.from_status,
+                "to_status": t.to_status,
+                "time": _time(t.time),
+                "message": t.message,
+            }
+            for t in transitions
+        ]
+    return doc
+
+
+def checkpoint_doc(c: CheckpointInfo) -> dict[str, Any]:
+    return {
+        "execution_id": c.execution_id,
+        "checkpoint_id": c.checkpoint_id,
+        "checkpoint_type": c.checkpoint_type,
+        "status": c.status,
+        "is_savepoint": c.is_savepoint,
+        "savepoint_name": c.savepoint_name,
+        "storage_path": c.storage_path,
+        "storage_size_bytes": c.storage_size_bytes,
+        "create_time": _time(c.create_time),
+        "complete_time": _time(c.complete_time),
+        "state_data": c.state_data,
+    }
