@@ -84,5 +84,18 @@ ensure_rabbitmq() {
   echo "export PIPELINE_TEST_AMQP_URL='amqp://guest:guest@127.0.0.1:5672/%2F'"
 }
 
+# Tools the tests run: Debian's chromium (the dashboard test drives it with playwright)
+# and promtool (package prometheus: checks the alert rules in docs/).
+ensure_tools() {
+  local missing=()
+  command -v chromium >/dev/null || missing+=(chromium)
+  command -v promtool >/dev/null || missing+=(prometheus)
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing ${missing[*]} (Debian packages)"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}") >&2
+  fi
+}
+
 ensure_postgres
 ensure_rabbitmq
+ensure_tools

@@ -10,6 +10,7 @@ never share counters.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -37,25 +38,47 @@ _DURATION_BUCKETS = (0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 1800, 3600, 4 * 3600,
 _CHECKPOINT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, float("inf"))
 
 
+def _rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        return 0
+
+
+def _memory_limit_bytes() -> int:
+    """The container's memory limit (cgroup v2 / v1) if it has one, else the RAM."""
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(path) as f:
+                value = f.read().strip()
+            if value.isdigit() and int(value) < 1 << 60:
+                return int(value)
+        except OSError:
+            continue
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
 class _LiveCollector(Collector):
     """Gauges read from the running executions at scrape time."""
 
     def __init__(self, running: Callable[[], Iterable[tuple[str, RunMetrics]]]) -> None:
         self.running = running
+        self._last_cpu = (time.monotonic(), time.process_time())
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
         throughput = GaugeMetricFamily(
-            "throughput", "Records read per second by running executions", labels=["job"]
+            "throughput", "Records read per second by running executions", labels=["job_name"]
         )
         buffer = GaugeMetricFamily(
-            "buffer_size", "Records waiting in the source buffer", labels=["job"]
+            "buffer_size", "Records waiting in the source buffer", labels=["job_name"]
         )
         pressure = GaugeMetricFamily(
             "backpressure_status",
             "1 while a running execution's source buffer is full (the source waits or drops)",
-            labels=["job"],
+            labels=["job_name"],
         )
-        running = GaugeMetricFamily("job_running", "Executions running here", labels=["job"])
+        running = GaugeMetricFamily("job_running", "Executions running here", labels=["job_name"])
         per_job: dict[str, list[float]] = {}
         for job, m in self.running():
             row = per_job.setdefault(job, [0.0, 0.0, 0.0, 0.0])
@@ -71,7 +94,22 @@ class _LiveCollector(Collector):
             running.add_metric([job], n)
         threads = GaugeMetricFamily("thread_count", "Threads of this process")
         threads.add_metric([], threading.active_count())
-        yield from (throughput, buffer, pressure, running, threads)
+        memory = GaugeMetricFamily(
+            "memory_usage", "Resident memory / the memory limit (cgroup, else RAM), 0-1"
+        )
+        memory.add_metric([], _rss_bytes() / _memory_limit_bytes())
+        cpu = GaugeMetricFamily(
+            "cpu_usage", "CPU time / wall time since the previous scrape, per core, 0-1"
+        )
+        cpu.add_metric([], self._cpu_usage())
+        yield from (throughput, buffer, pressure, running, threads, memory, cpu)
+
+    def _cpu_usage(self) -> float:
+        now, used = time.monotonic(), time.process_time()
+        last_now, last_used = self._last_cpu
+        self._last_cpu = (now, used)
+        wall = now - last_now
+        return max(0.0, (used - last_used) / wall / (os.cpu_count() or 1)) if wall > 0 else 0.0
 
 
 class PipelineMetrics:
@@ -85,39 +123,44 @@ class PipelineMetrics:
         self.executions = Counter(
             "job_execution_count",
             "Finished executions by final status",
-            ["job", "status"],
+            ["job_name", "status"],
             registry=r,
         )
         self.success_rate = Gauge(
-            "job_success_rate", "COMPLETED / (COMPLETED + FAILED) since start", ["job"], registry=r
+            "job_success_rate",
+            "COMPLETED / (COMPLETED + FAILED) since start",
+            ["job_name"],
+            registry=r,
         )
         self.duration = Histogram(
             "job_duration_seconds",
             "Execution duration",
-            ["job"],
+            ["job_name"],
             buckets=_DURATION_BUCKETS,
             registry=r,
         )
         self.processed = Counter(
-            "records_processed", "Records read by finished executions", ["job"], registry=r
+            "records_processed", "Records read by finished executions", ["job_name"], registry=r
         )
         self.failed = Counter(
-            "records_failed", "Bad records (skipped or dead-lettered)", ["job"], registry=r
+            "records_failed", "Bad records (skipped or dead-lettered)", ["job_name"], registry=r
         )
         self.dropped = Counter(
             "dropped_records",
             "Records dropped by backpressure (DROP/LATEST)",
-            ["job"],
+            ["job_name"],
             registry=r,
         )
-        self.checkpoints = Counter("checkpoint_count", "Completed checkpoints", ["job"], registry=r)
+        self.checkpoints = Counter(
+            "checkpoint_count", "Completed checkpoints", ["job_name"], registry=r
+        )
         self.checkpoint_failures = Counter(
-            "checkpoint_failures", "Checkpoints that failed", ["job"], registry=r
+            "checkpoint_failures", "Checkpoints that failed", ["job_name"], registry=r
         )
         self.checkpoint_duration = Histogram(
             "checkpoint_duration_seconds",
             "Time to take a checkpoint",
-            ["job"],
+            ["job_name"],
             buckets=_CHECKPOINT_BUCKETS,
             registry=r,
         )

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import uuid
+from typing import Any
 
 import attrs
 from rich.progress import (
@@ -220,6 +222,13 @@ def run(args: argparse.Namespace) -> int:
         err.print(
             f"running [bold]{prepared.job.name}[/]{where}: {_describe(prepared)}", markup=True
         )
+    pushgateway = args.pushgateway or os.environ.get("PIPELINE_PUSHGATEWAY_URL")
+    prom = None
+    if pushgateway:
+        from pipeline_core.api.metrics import PipelineMetrics
+
+        prom = PipelineMetrics()
+        plugins.pm.register(prom, name="metrics")
     try:
         result = asyncio.run(_run(prepared, plugins, metrics, show, recording))
     except KeyboardInterrupt:
@@ -229,6 +238,8 @@ def run(args: argparse.Namespace) -> int:
     if result is None:
         _summary(prepared.job.name, ExecutionStatus.CANCELLED, metrics, None)
         return EXIT_CANCELLED
+    if prom is not None and pushgateway:
+        _push(pushgateway, prepared.job.name, prom)
     final = _final_metrics(result, metrics)
     if recording is not None:
         record = recording.store.executions.get(recording.execution_id)
@@ -240,6 +251,20 @@ def run(args: argparse.Namespace) -> int:
     if result.status is ExecutionStatus.FAILED and args.traceback and result.error_trace:
         err.print(result.error_trace, markup=False, highlight=False)
     return 0 if result.status is ExecutionStatus.COMPLETED else EXIT_FAILED
+
+
+def _push(url: str, job_name: str, prom: Any) -> None:
+    """Batch jobs end before Prometheus would scrape them: push their metrics instead."""
+    from prometheus_client import push_to_gateway
+
+    try:
+        push_to_gateway(
+            url, job="pipeline-run", grouping_key={"job_name": job_name}, registry=prom.registry
+        )
+    except OSError as exc:
+        err.print(f"[yellow]warning:[/] pushing metrics to {url} failed: {exc}", markup=True)
+    else:
+        err.print(f"metrics pushed to {url}", soft_wrap=True)
 
 
 def _final_metrics(result: JobResult, metrics: RunMetrics) -> RunMetrics:
@@ -279,6 +304,12 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "--checkpoint-url",
         metavar="URL",
         help="checkpoint storage (default: $PIPELINE_CHECKPOINT_URL, else .pipeline/checkpoints)",
+    )
+    p.add_argument(
+        "--pushgateway",
+        metavar="URL",
+        help="push the run's metrics to a Prometheus Pushgateway at the end "
+        "(default: $PIPELINE_PUSHGATEWAY_URL)",
     )
     p.add_argument(
         "--no-record",

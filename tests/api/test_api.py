@@ -181,15 +181,15 @@ async def test_connectors_metrics_and_openapi(live: Live) -> None:
         await live.wait(done)
         text = (await c.get("/metrics")).text
         for line in (
-            'job_execution_count_total{job="m",status="COMPLETED"} 1.0',
-            'job_success_rate{job="m"} 1.0',
-            'records_processed_total{job="m"} 20.0',
-            'job_duration_seconds_count{job="m"} 1.0',
+            'job_execution_count_total{job_name="m",status="COMPLETED"} 1.0',
+            'job_success_rate{job_name="m"} 1.0',
+            'records_processed_total{job_name="m"} 20.0',
+            'job_duration_seconds_count{job_name="m"} 1.0',
             "process_resident_memory_bytes",
             "thread_count",
         ):
             assert line in text, line
-        assert 'checkpoint_count_total{job="m"}' in text
+        assert 'checkpoint_count_total{job_name="m"}' in text
         assert (await c.get("/no/such/route")).json()["error"] == "not_found"
     doc = openapi_document()
     served = {(r.method.lower(), r.path.replace(":int", "")) for r in ROUTES if r.path != "/"}
