@@ -7,7 +7,7 @@ import os
 import socket
 
 import attrs
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from pipeline_core.store import models as m
@@ -53,21 +53,19 @@ class InstanceStore:
             row.started_time = row.heartbeat_time = now
             row.stopped_time = None
 
-    def beat(self, name: str) -> None:
+    def _touch(self, name: str, column: str) -> None:
         with Session(self.engine) as session, session.begin():
-            row = session.execute(
-                select(m.RunnerInstance).where(m.RunnerInstance.instance_name == name)
-            ).scalar_one_or_none()
-            if row is not None:
-                row.heartbeat_time = m.utcnow()
+            session.execute(
+                update(m.RunnerInstance)
+                .where(m.RunnerInstance.instance_name == name)
+                .values({column: m.utcnow()})
+            )
+
+    def beat(self, name: str) -> None:
+        self._touch(name, "heartbeat_time")
 
     def stop(self, name: str) -> None:
-        with Session(self.engine) as session, session.begin():
-            row = session.execute(
-                select(m.RunnerInstance).where(m.RunnerInstance.instance_name == name)
-            ).scalar_one_or_none()
-            if row is not None:
-                row.stopped_time = m.utcnow()
+        self._touch(name, "stopped_time")
 
     def live(self, lease: dt.timedelta, *, exclude: str | None = None) -> list[InstanceRecord]:
         """Instances that have not stopped and heart-beat within ``lease``."""

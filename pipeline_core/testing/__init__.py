@@ -3,7 +3,9 @@
 - :class:`MemorySource` — records from a list, with :data:`EOF` / :data:`ABORT` sentinels;
   its position is the index of the next record, so restore tests are exact.
 - :class:`ListSink` — keeps what was written and what was committed, separately.
-- :func:`run` — validate and run a job synchronously.
+- :func:`run` — validate and run a job synchronously; :func:`wait_until` — poll a
+  condition from an async test (sync conditions run in a thread).
+- :class:`~pipeline_core.testing.trigger.MemoryTrigger` — an in-process EVENT trigger.
 - the ``pipeline_plugins`` pytest fixture (this package is a pytest plugin): a
   :class:`~pipeline_core.Plugins` with only the plugin modules a test passes.
 """
@@ -17,7 +19,7 @@ from pipeline_core.testing.doubles import (
     MemorySourceConfig,
     SourceAborted,
 )
-from pipeline_core.testing.helpers import run
+from pipeline_core.testing.helpers import run, wait_until
 
 __all__ = [
     "ABORT",
@@ -28,4 +30,5 @@ __all__ = [
     "MemorySourceConfig",
     "SourceAborted",
     "run",
+    "wait_until",
 ]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
+from collections.abc import Callable
 from typing import Any
 
 from pipeline_core.model.job import PipelineJob
@@ -10,7 +12,7 @@ from pipeline_core.plugins.manager import Plugins
 from pipeline_core.runtime.result import ExecutionStatus, JobResult
 from pipeline_core.runtime.runner import run_job
 
-__all__ = ["run"]
+__all__ = ["run", "wait_until"]
 
 
 def run(
@@ -31,3 +33,20 @@ def run(
             raise result.exception
         raise AssertionError(f"job ended {result.status}, expected {expect}: {result.error}")
     return result
+
+
+async def wait_until(
+    predicate: Callable[[], Any], within: float = 30.0, what: str = "the condition"
+) -> None:
+    """Poll ``predicate`` (sync: run in a thread, as it usually queries a database or a
+    broker; or async) every 50 ms until it is truthy; AssertionError after ``within`` s."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    is_async = inspect.iscoroutinefunction(predicate)
+    while True:
+        value = await predicate() if is_async else await asyncio.to_thread(predicate)
+        if value:
+            return
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {within:g} s waiting for {what}")
+        await asyncio.sleep(0.05)

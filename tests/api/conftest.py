@@ -18,6 +18,7 @@ from pipeline_core.api import Tokens, create_app
 from pipeline_core.plugins.manager import load_plugins
 from pipeline_core.service import PipelineService
 from pipeline_core.store import MetadataStore
+from pipeline_core.testing import wait_until
 from tests.service import flaky_plugin
 
 ADMIN, READ = "admin-token-1", "read-token-1"
@@ -41,12 +42,7 @@ class Live:
         return httpx.AsyncClient(base_url=self.url, headers=headers, timeout=10)
 
     async def wait(self, predicate: Any, within: float = 20.0, what: str = "condition") -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
-        while not await predicate():
-            if loop.time() > deadline:
-                raise AssertionError(f"timed out waiting for {what}")
-            await asyncio.sleep(0.05)
+        await wait_until(predicate, within, what)
 
 
 async def start_live(store: MetadataStore, tmp_path: Path, tokens: Tokens) -> AsyncIterator[Live]:

@@ -18,6 +18,7 @@ from pipeline_core.plugins.manager import load_plugins
 from pipeline_core.service import PipelineService, SingleInstanceError
 from pipeline_core.store import MetadataStore
 from pipeline_core.testing import trigger as memory_trigger
+from pipeline_core.testing import wait_until
 from tests.service import flaky_plugin
 
 pytestmark = pytest.mark.timeout(90)
@@ -64,13 +65,7 @@ async def service(store: MetadataStore, tmp_path: Path) -> AsyncIterator[Pipelin
         await svc.stop(graceful=False)
 
 
-async def until(predicate: Any, within: float = 30.0, what: str = "condition") -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not await asyncio.to_thread(predicate):
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
+until = wait_until
 
 
 def status(store: MetadataStore, eid: str) -> S:

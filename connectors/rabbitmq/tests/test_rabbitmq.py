@@ -26,6 +26,7 @@ from pipeline_core import (
 from pipeline_core.checkpoint.repository import InMemoryCheckpointRepository
 from pipeline_core.checkpoint.storage import CheckpointStorage
 from pipeline_core.runtime.runner import Checkpointing
+from pipeline_core.testing import wait_until
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -60,13 +61,7 @@ async def start(j: PipelineJob, tmp_path: Path) -> tuple[asyncio.Task[Any], Exec
     return task, control
 
 
-async def until(predicate: Any, within: float = 30.0, what: str = "condition") -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not await asyncio.to_thread(predicate):
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
+until = wait_until
 
 
 async def test_round_trip_queue_transform_exchange(broker: Broker, tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,7 +26,7 @@ from pika.exceptions import (
 
 from pipeline_core import FatalConnectorError, RetriableConnectorError
 
-__all__ = ["AmqpChannel", "describe_url", "with_reconnect"]
+__all__ = ["AmqpChannel", "describe_url", "open_channel", "with_reconnect"]
 
 log = logging.getLogger("pipeline_connector_rabbitmq")
 
@@ -236,3 +236,31 @@ async def with_reconnect(
             await asyncio.sleep(delay)
             delay = min(delay * 2, max_backoff)
     raise AssertionError("unreachable")
+
+
+async def open_channel(
+    url: str,
+    component: str,
+    setup: Callable[[AmqpChannel], Awaitable[None]],
+    *,
+    heartbeat: int,
+    attempts: int,
+    backoff: float,
+) -> AmqpChannel:
+    """Connect, run ``setup`` (declarations, qos, consume…) on the new channel, retrying
+    both with backoff; a half-set-up channel is closed before the next attempt."""
+
+    async def attempt() -> AmqpChannel:
+        ch = AmqpChannel(url, component)
+        try:
+            await ch.open(heartbeat=heartbeat)
+            await setup(ch)
+            return ch
+        except BaseException:
+            await ch.close()
+            raise
+
+    channel: AmqpChannel = await with_reconnect(
+        attempt, where=describe_url(url), component=component, attempts=attempts, backoff=backoff
+    )
+    return channel

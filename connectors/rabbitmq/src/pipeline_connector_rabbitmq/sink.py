@@ -11,7 +11,7 @@ import pika
 from pika.spec import Basic
 
 from pipeline_connector_rabbitmq.config import RabbitMQSinkConfig
-from pipeline_connector_rabbitmq.connection import AmqpChannel, describe_url, with_reconnect
+from pipeline_connector_rabbitmq.connection import AmqpChannel, describe_url, open_channel
 from pipeline_core import FatalConnectorError, RetriableConnectorError, RuntimeContext, Sink
 
 __all__ = ["RabbitMQSink"]
@@ -51,22 +51,16 @@ class RabbitMQSink(Sink[RabbitMQSinkConfig]):
     async def _connect(self) -> None:
         cfg = self.config
 
-        async def attempt() -> AmqpChannel:
-            ch = AmqpChannel(cfg.url, self.ctx.component)
-            try:
-                await ch.open(heartbeat=cfg.heartbeat)
-                if cfg.declare_exchange and cfg.exchange:
-                    await ch.declare_exchange(cfg.exchange, cfg.exchange_type, durable=True)
-                await ch.confirm(self._on_confirm)
-                return ch
-            except BaseException:
-                await ch.close()
-                raise
+        async def setup(ch: AmqpChannel) -> None:
+            if cfg.declare_exchange and cfg.exchange:
+                await ch.declare_exchange(cfg.exchange, cfg.exchange_type, durable=True)
+            await ch.confirm(self._on_confirm)
 
-        self.channel = await with_reconnect(
-            attempt,
-            where=describe_url(cfg.url),
-            component=self.ctx.component,
+        self.channel = await open_channel(
+            cfg.url,
+            self.ctx.component,
+            setup,
+            heartbeat=cfg.heartbeat,
             attempts=cfg.reconnect_attempts,
             backoff=cfg.reconnect_backoff,
         )

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from pipeline_connector_rabbitmq.config import RabbitMQSourceConfig
-from pipeline_connector_rabbitmq.connection import AmqpChannel, describe_url, with_reconnect
+from pipeline_connector_rabbitmq.connection import AmqpChannel, open_channel
 from pipeline_core import Batch, FailedRecord, RuntimeContext, Source
 
 __all__ = ["RabbitMQSource"]
@@ -76,35 +76,29 @@ class RabbitMQSource(Source[RabbitMQSourceConfig]):
     async def _connect(self) -> None:
         cfg = self.config
 
-        async def attempt() -> AmqpChannel:
-            ch = AmqpChannel(cfg.url, self.ctx.component)
-            try:
-                await ch.open(heartbeat=cfg.heartbeat)
-                if cfg.exchange:
-                    await ch.declare_exchange(cfg.exchange, cfg.exchange_type, durable=True)
-                await ch.declare_queue(cfg.queue, durable=True, passive=not cfg.declare)
-                if cfg.exchange:
-                    for key in cfg.routing_keys:
-                        await ch.bind(cfg.queue, cfg.exchange, key)
-                await ch.qos(cfg.prefetch)
-                generation = uuid.uuid4().hex[:16]
-                inbox = self.inbox
+        async def setup(ch: AmqpChannel) -> None:
+            if cfg.exchange:
+                await ch.declare_exchange(cfg.exchange, cfg.exchange_type, durable=True)
+            await ch.declare_queue(cfg.queue, durable=True, passive=not cfg.declare)
+            if cfg.exchange:
+                for key in cfg.routing_keys:
+                    await ch.bind(cfg.queue, cfg.exchange, key)
+            await ch.qos(cfg.prefetch)
+            generation = uuid.uuid4().hex[:16]
+            inbox = self.inbox
 
-                def on_message(_ch: Any, method: Any, props: Any, body: bytes) -> None:
-                    inbox.put_nowait((generation, method, props, body))
+            def on_message(_ch: Any, method: Any, props: Any, body: bytes) -> None:
+                inbox.put_nowait((generation, method, props, body))
 
-                await ch.consume(cfg.queue, on_message)
-                ch.closed.add_done_callback(lambda _f: inbox.put_nowait((generation, _LOST)))
-                self.generation, self.acked_upto = generation, 0
-                return ch
-            except BaseException:
-                await ch.close()
-                raise
+            await ch.consume(cfg.queue, on_message)
+            ch.closed.add_done_callback(lambda _f: inbox.put_nowait((generation, _LOST)))
+            self.generation, self.acked_upto = generation, 0
 
-        self.channel = await with_reconnect(
-            attempt,
-            where=describe_url(cfg.url),
-            component=self.ctx.component,
+        self.channel = await open_channel(
+            cfg.url,
+            self.ctx.component,
+            setup,
+            heartbeat=cfg.heartbeat,
             attempts=cfg.reconnect_attempts,
             backoff=cfg.reconnect_backoff,
         )
