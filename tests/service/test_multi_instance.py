@@ -9,6 +9,7 @@ instance must take it over after the lease and finish it with no record lost or 
 from __future__ import annotations
 
 import collections
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -85,6 +86,7 @@ def serve(name: str, url: str, root: Path, jobs: Path) -> subprocess.Popen[bytes
             "500ms",
             "--checkpoint-url",
             str(root / "checkpoints"),
+            "--no-api",
         ],
         cwd=cwd,
         stdout=log,
@@ -115,7 +117,7 @@ def test_three_instances_fire_each_tick_once_and_survive_a_sigkill(
     engine = store.engine
     try:
         wait_for(
-            lambda: len(store.instances.live(__import__("datetime").timedelta(seconds=3))) == 3,
+            lambda: len(store.instances.live(dt.timedelta(seconds=3))) == 3,
             30,
             "three live instances",
         )
