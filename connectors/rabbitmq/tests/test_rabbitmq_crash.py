@@ -13,8 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 import yaml
-
-from conftest import AMQP_URL, Broker
+from rabbitmq_helpers import AMQP_URL, Broker
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -1,0 +1,248 @@
+"""The Kafka source, sink and trigger against the real (Tansu) broker."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kafka_helpers import BOOTSTRAP, FAST_GROUP, Broker
+
+from pipeline_connector_kafka import KafkaSink, KafkaSource
+from pipeline_core import (
+    ConfigError,
+    ExecutionControl,
+    ExecutionStatus,
+    PipelineJob,
+    execute,
+    load_plugins,
+    prepare,
+)
+from pipeline_core.checkpoint.repository import InMemoryCheckpointRepository
+from pipeline_core.checkpoint.storage import CheckpointStorage
+from pipeline_core.runtime.runner import Checkpointing
+from pipeline_core.testing import wait_until
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def job(source: dict[str, Any], sink: dict[str, Any], transform: Any = None) -> PipelineJob:
+    b = (
+        PipelineJob.builder()
+        .name(f"kafka-{id(source)}")
+        .type("STREAMING")
+        .source(
+            "kafka",
+            **{"bootstrap_servers": BOOTSTRAP, "consumer_options": {}, **FAST_GROUP, **source},
+        )
+        .sink("kafka", **{"bootstrap_servers": BOOTSTRAP, **sink})
+        .config(checkpoint_interval="200ms")
+    )
+    if transform is not None:
+        b = b.transform(transform)
+    return b.build()
+
+
+async def start(
+    j: PipelineJob, tmp_path: Path, repo: Any = None
+) -> tuple[asyncio.Task[Any], ExecutionControl]:
+    plugins = load_plugins()
+    control = ExecutionControl()
+    task = asyncio.create_task(
+        execute(
+            prepare(j, plugins),
+            plugins,
+            control=control,
+            checkpointing=Checkpointing(
+                repository=repo or InMemoryCheckpointRepository(),
+                storage=CheckpointStorage(str(tmp_path / "cp")),
+            ),
+        )
+    )
+    return task, control
+
+
+async def test_round_trip_topic_transform_topic(kafka: Broker, tmp_path: Path) -> None:
+    src, dst = await kafka.topic("in", partitions=3), await kafka.topic("out")
+    await kafka.produce(
+        src, [{"id": i, "user": f"u{i % 7}"} for i in range(3000)], key=lambda r: r["user"]
+    )
+    j = job(
+        {"topics": [src]},
+        {"topic": dst, "key_field": "user"},
+        lambda s: s.map(lambda r: {**r["value"], "partition": r["partition"], "seen": True}),
+    )
+    task, control = await start(j, tmp_path)
+    got: list[Any] = []
+
+    async def all_there() -> bool:
+        got[:] = await kafka.consume_all(dst, idle_ms=300)
+        return len({r["id"] for r in got}) == 3000
+
+    await wait_until(all_there, 60, "3000 records downstream")
+    control.stop_at_checkpoint()
+    result = await task
+    assert result.stopped_at_checkpoint and result.error is None
+    assert {r["id"] for r in got} == set(range(3000)) and all(r["seen"] for r in got)
+    # one user, one partition (keyed by user upstream)
+    parts: dict[str, set[int]] = {}
+    for r in got:
+        parts.setdefault(r["user"], set()).add(r["partition"])
+    assert all(len(p) == 1 for p in parts.values())
+    # offsets were committed at the checkpoint: the group resumes after the end
+    again, control2 = await start(j, tmp_path)
+    await asyncio.sleep(3)
+    control2.stop_at_checkpoint()
+    second = await again
+    assert second.records_read == 0
+
+
+async def test_checkpoint_offsets_win_over_committed_ones(kafka: Broker, tmp_path: Path) -> None:
+    src, dst = await kafka.topic("in"), await kafka.topic("out")
+    await kafka.produce(src, [{"id": i} for i in range(100)])
+    repo = InMemoryCheckpointRepository()
+    j = job({"topics": [src], "with_metadata": False}, {"topic": dst})
+    task, control = await start(j, tmp_path, repo)
+    await wait_until(lambda: _n(kafka, dst, 100), 30, "100 records")
+    control.stop_at_checkpoint()
+    await task
+    info = repo.latest_completed(j.name)
+    assert info is not None
+    assert info.state_data["source_state"]["kafka_offsets"] == {src: {"0": 100}}
+    # restored from this checkpoint, a run in a group that has committed nothing (it
+    # would start at the earliest offset) starts at offset 100: the checkpoint wins
+    j = job({"topics": [src], "with_metadata": False, "group_id": "fresh-" + src}, {"topic": dst})
+    await kafka.produce(src, [{"id": i} for i in range(100, 110)])
+    plugins = load_plugins()
+    control2 = ExecutionControl()
+    again = asyncio.create_task(
+        execute(
+            prepare(j, plugins),
+            plugins,
+            control=control2,
+            checkpointing=Checkpointing(
+                repository=repo, storage=CheckpointStorage(str(tmp_path / "cp")), restore_from=info
+            ),
+        )
+    )
+    await asyncio.sleep(3)
+    control2.stop_at_checkpoint()
+    second = await again
+    assert second.records_read == 10  # 100..109, not 10..109
+
+
+async def test_pause_stops_polling_and_resume_continues(kafka: Broker, tmp_path: Path) -> None:
+    src, dst = await kafka.topic("in"), await kafka.topic("out")
+    await kafka.produce(src, [{"id": i} for i in range(200)])
+    j = job({"topics": [src], "with_metadata": False, "max_poll_records": 50}, {"topic": dst})
+    task, control = await start(j, tmp_path)
+
+    async def count(n: int) -> bool:
+        return len(await kafka.consume_all(dst, idle_ms=200)) >= n
+
+    await wait_until(lambda: count(200), 60, "first 200")
+    control.pause()
+    await asyncio.sleep(0.5)
+    await kafka.produce(src, [{"id": i} for i in range(200, 400)])
+    await asyncio.sleep(1.5)
+    assert len(await kafka.consume_all(dst, idle_ms=200)) <= 250  # at most one batch in flight
+    control.resume()
+    await wait_until(lambda: count(400), 60, "all 400 after resume")
+    control.stop_at_checkpoint()
+    await task
+    assert sorted(r["id"] for r in await kafka.consume_all(dst)) == list(range(400))
+
+
+async def test_bad_records_are_counted(kafka: Broker, tmp_path: Path) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    src, dst = await kafka.topic("in"), await kafka.topic("out")
+    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP)
+    await producer.start()
+    for value in (b'{"id": 1}', b"not json", b'{"id": 2}'):
+        await producer.send_and_wait(src, value)
+    await producer.stop()
+    j = (
+        PipelineJob.builder()
+        .name("bad")
+        .type("STREAMING")
+        .source(
+            "kafka", bootstrap_servers=BOOTSTRAP, topics=[src], with_metadata=False, **FAST_GROUP
+        )
+        .sink("kafka", bootstrap_servers=BOOTSTRAP, topic=dst)
+        .config(checkpoint_interval="200ms", on_error="skip")
+        .build()
+    )
+    task, control = await start(j, tmp_path)
+    await wait_until(lambda: _n(kafka, dst, 2), 30, "two good records")
+    control.stop_at_checkpoint()
+    result = await task
+    assert result.failed_records == 1
+    assert "cannot decode" in ((result.exception and str(result.exception)) or "cannot decode")
+
+
+async def _n(kafka: Broker, topic: str, n: int) -> bool:
+    return len(await kafka.consume_all(topic, idle_ms=200)) >= n
+
+
+def test_config_errors_name_the_field() -> None:
+    plugins = load_plugins()
+    both = job({"topics": ["a"], "pattern": "a.*"}, {"topic": "b"})
+    with pytest.raises(ConfigError, match=r"source \(kafka\): field 'topics': give either topics"):
+        prepare(both, plugins)
+    serde = job({"topics": ["a"], "value_deserializer": "yaml"}, {"topic": "b"})
+    with pytest.raises(ConfigError, match="value_deserializer.*module:function"):
+        prepare(serde, plugins)
+    assert plugins.sources.get("kafka") is KafkaSource and plugins.sinks.get("kafka") is KafkaSink
+    assert "kafka" in plugins.triggers
+
+
+async def test_event_trigger_starts_a_job(kafka: Broker, tmp_path: Path) -> None:
+    from pipeline_core import MetadataStore, PipelineService
+
+    topic = await kafka.topic("trigger")
+    data = tmp_path / "in.jsonl"
+    data.write_text('{"a": 1}\n')
+    store = MetadataStore.open(f"sqlite:///{tmp_path / 'meta.db'}")
+    store.registry.register(
+        {
+            "name": "on-kafka",
+            "source": {"type": "file", "config": {"path": str(data)}},
+            "sink": {"type": "file", "config": {"path": str(tmp_path / "out")}},
+            "schedule": {
+                "type": "EVENT",
+                "event_trigger": "kafka",
+                "event_topic": topic,
+                "event_config": {
+                    "bootstrap_servers": BOOTSTRAP,
+                    "group_id": f"g-{topic}",
+                    **FAST_GROUP,
+                },
+            },
+        }
+    )
+    service = PipelineService(
+        store, load_plugins(), checkpoint_url=str(tmp_path / "cp"), lease=dt.timedelta(seconds=5)
+    )
+    await service.start()
+    try:
+        await service.scheduler.refresh_event_triggers()
+        await kafka.produce(topic, [{"go": 1}])
+        await wait_until(
+            lambda: (
+                [r.status for r in store.executions.query(job="on-kafka")]
+                == [ExecutionStatus.COMPLETED]
+            ),
+            60,
+            "the triggered execution",
+        )
+    finally:
+        await service.stop()
+    rec = store.executions.query(job="on-kafka")[0]
+    assert rec.triggered_by == "EVENT"
+    assert f"event on kafka:{topic} (partition 0 offset 0)" in (
+        store.executions.transitions(rec.execution_id)[0].message or ""
+    )
+    store.close()
