@@ -1,4 +1,5 @@
-"""Secret references: ``${env:NAME}`` and ``${file:path}`` in config strings.
+"""Secret references: ``${env:NAME}`` (``${env:NAME:-default}`` with a default) and
+``${file:path}`` in config strings.
 
 Job definitions keep the references (so a stored or exported definition never holds a
 secret); they are resolved only when a component is created for an execution.
@@ -20,7 +21,8 @@ _REF = re.compile(r"\$\{(env|file):([^}]+)\}")
 
 def _resolve_one(kind: str, name: str, field: str) -> str:
     if kind == "env":
-        value = os.environ.get(name)
+        name, has_default, default = name.partition(":-")
+        value = os.environ.get(name.strip(), default if has_default else None)
         if value is None:
             raise FieldError(f"environment variable {name!r} is not set", field)
         return value

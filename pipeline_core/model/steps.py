@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
@@ -97,6 +98,54 @@ def _distinct(s: Stream, c: DistinctStep, d: str | None) -> Stream:
     return s.distinct(import_callable(c.key, d, "key") if c.key else None, name=c.name)
 
 
+@attrs.define(frozen=True, kw_only=True)
+class WindowStep:
+    """``{type: window, key_field: word, size: 10s, timestamp_field: ts,
+    function: "fns:add", initial: 0}`` — event-time windows per key."""
+
+    function: str  #: aggregate(acc, record) -> acc
+    size: dt.timedelta
+    key_field: str | None = None
+    key: str | None = None
+    timestamp_field: str | None = None
+    timestamp: str | None = None  #: a module:function giving epoch milliseconds
+    initial: Any = None
+    slide: dt.timedelta | None = None
+    out_of_orderness: dt.timedelta = dt.timedelta(0)
+    allowed_lateness: dt.timedelta = dt.timedelta(0)
+    idle_timeout: dt.timedelta | None = None
+    on_late: str = "drop"
+    #: the input's partition count: the watermark waits for all of them (or idle_timeout)
+    partitions: int | None = attrs.field(default=None, validator=_positive)
+    name: str | None = None
+
+
+def _window(s: Stream, c: WindowStep, d: str | None) -> Stream:
+    if bool(c.key) == bool(c.key_field):
+        raise FieldError("give exactly one of 'key' (module:function) or 'key_field'", "key")
+    if bool(c.timestamp) == bool(c.timestamp_field):
+        raise FieldError(
+            "give exactly one of 'timestamp' (module:function) or 'timestamp_field'", "timestamp"
+        )
+    if c.on_late not in ("drop", "emit"):
+        raise FieldError(f"expected drop or emit, got {c.on_late!r}", "on_late")
+    field = c.key_field
+    keyed = s.key_by((lambda r: r[field]) if field else import_callable(c.key or "", d, "key"))
+    return keyed.window(
+        c.size,
+        timestamp=c.timestamp_field or import_callable(c.timestamp or "", d, "timestamp"),
+        aggregate=import_callable(c.function, d),
+        initial=c.initial,
+        slide=c.slide,
+        out_of_orderness=c.out_of_orderness,
+        allowed_lateness=c.allowed_lateness,
+        idle_timeout=c.idle_timeout,
+        on_late=c.on_late,
+        partitions=c.partitions,
+        name=c.name,
+    )
+
+
 def _keyed_map(s: Stream, c: KeyedMapStep, d: str | None) -> Stream:
     if bool(c.key) == bool(c.key_field):
         raise FieldError("give exactly one of 'key' (module:function) or 'key_field'", "key")
@@ -128,6 +177,7 @@ STEP_TYPES: dict[str, tuple[type[Any], Callable[[Stream, Any, str | None], Strea
     "select": (SelectStep, _select),
     "distinct": (DistinctStep, _distinct),
     "keyed_map": (KeyedMapStep, _keyed_map),
+    "window": (WindowStep, _window),
     "rate_limit": (RateLimitStep, _rate_limit),
     "batch": (BatchStep, _batch),
     "map_async": (MapAsyncStep, _map_async),

@@ -11,6 +11,7 @@ per-record methods compile onto loops over whole batches.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from concurrent.futures import Executor
 from typing import Any
@@ -156,6 +157,63 @@ class KeyedStream:
             f"keyed map {_fn_name(fn)}",
             name,
             lambda n, bc: ops.KeyedMapOp(n, bc.state.keyed(n), key, fn),
+        )
+
+    def window(
+        self,
+        size: Any,
+        *,
+        timestamp: Callable[[Any], float] | str,
+        aggregate: Callable[[Any, Any], Any],
+        initial: Any = None,
+        slide: Any = None,
+        out_of_orderness: Any = 0,
+        allowed_lateness: Any = 0,
+        idle_timeout: Any = None,
+        partition: Callable[[Any], Hashable] | None = None,
+        on_late: str = "drop",
+        partitions: int | None = None,
+        name: str | None = None,
+    ) -> Stream:
+        """Event-time windows per key: tumbling (``size``) or sliding (``size`` + ``slide``);
+        durations as ``"10s"`` or milliseconds. ``timestamp``: a field name or a function
+        giving the record's event time in epoch milliseconds. ``aggregate(acc, record)``
+        folds records into the window's accumulator, starting from ``initial`` (a value,
+        copied per window, or a zero-argument function). Emits ``{"key", "window_start",
+        "window_end", "value"}`` when the watermark (highest event time per partition minus
+        ``out_of_orderness``, the minimum over partitions not idle for ``idle_timeout``)
+        passes the window's end. See :mod:`pipeline_core.runtime.windows`."""
+        from pipeline_core.config.converter import parse_duration
+        from pipeline_core.runtime.windows import WindowOp
+
+        def ms(value: Any) -> int:
+            return int(parse_duration(value).total_seconds() * 1000)
+
+        ts = (lambda r: r[timestamp]) if isinstance(timestamp, str) else timestamp
+        make_initial = initial if callable(initial) else (lambda: copy.deepcopy(initial))
+        key = self._key
+        idle = parse_duration(idle_timeout).total_seconds() if idle_timeout is not None else None
+        if on_late not in ("drop", "emit"):
+            raise ValueError(f"on_late must be 'drop' or 'emit', got {on_late!r}")
+        return self._stream._then(
+            f"window {_fn_name(aggregate)}",
+            name,
+            lambda n, bc: WindowOp(
+                n,
+                bc.state.keyed(n),
+                key,
+                size_ms=ms(size),
+                slide_ms=ms(slide) if slide is not None else None,
+                timestamp=ts,
+                aggregate=aggregate,
+                initial=make_initial,
+                out_of_orderness_ms=ms(out_of_orderness),
+                allowed_lateness_ms=ms(allowed_lateness),
+                idle_timeout_s=idle,
+                partition=partition,
+                on_late=on_late,
+                partitions=partitions,
+            ),
         )
 
     def flat_map(
