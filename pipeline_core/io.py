@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, ClassVar, Generic, TypeVar
 
 import attrs
@@ -90,6 +90,10 @@ class RuntimeContext:
     run_id: str = attrs.field(
         default=attrs.Factory(lambda self: self.execution_id, takes_self=True)
     )
+    #: ``await ctx.checkpoint()``: take a checkpoint now and wait until it completed
+    #: (returns its id); None when the execution has no checkpointing. For sources that
+    #: must settle their position at a moment of their own (a Kafka rebalance).
+    checkpoint: Callable[[], Awaitable[int]] | None = attrs.field(default=None, eq=False)
 
 
 @attrs.frozen

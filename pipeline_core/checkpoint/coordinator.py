@@ -103,6 +103,7 @@ class CheckpointCoordinator:
         self.records_since = 0
         self.completed: list[int] = []
         self._requests: list[str | None] = []
+        self._waiters: list[asyncio.Future[int]] = []
         self._timer_due = False
         self._last_done = time.monotonic()
         self._put: Any = None
@@ -132,6 +133,23 @@ class CheckpointCoordinator:
         if self.every_records is not None and self.records_since >= self.every_records:
             return Barrier()
         return None
+
+    async def checkpoint_now(self) -> int:
+        """Request a checkpoint and wait until one completes (its id); raises if it fails."""
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        self.request(None)
+        return await fut
+
+    def _settle(self, cid: int | None, exc: BaseException | None = None) -> None:
+        waiters, self._waiters = self._waiters, []
+        for fut in waiters:
+            if fut.done():
+                continue
+            if exc is not None:
+                fut.set_exception(exc)
+            else:
+                fut.set_result(cid or 0)
 
     def request(self, savepoint: str | None = None) -> None:
         """Manual trigger (Python API): a checkpoint, or a savepoint named ``savepoint``."""
@@ -225,6 +243,7 @@ class CheckpointCoordinator:
                     reason=f"{type(exc).__name__}: {exc}",
                 )
             )
+            self._settle(None, CheckpointError(f"checkpoint {cid} of job {job!r} failed: {exc}"))
             self.notify(
                 "pipeline_checkpoint_failed",
                 job=self.job,
@@ -243,6 +262,7 @@ class CheckpointCoordinator:
         for s in self.sinks:
             await s.on_checkpoint_complete(cid)
         self.completed.append(cid)
+        self._settle(cid)
         self.records_since = 0
         self._timer_due = False
         self._last_done = time.monotonic()

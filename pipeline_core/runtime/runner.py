@@ -307,6 +307,11 @@ async def execute(
     execution_id = execution_id or uuid.uuid4().hex
     metrics = metrics if metrics is not None else RunMetrics()
 
+    coordinator_box: list[CheckpointCoordinator] = []
+
+    async def checkpoint_now() -> int:
+        return await coordinator_box[0].checkpoint_now()
+
     def ctx(component: str, batch_size: int) -> RuntimeContext:
         return RuntimeContext(
             job_name=job.name,
@@ -314,6 +319,7 @@ async def execute(
             component=component,
             batch_size=batch_size,
             run_id=run_id or execution_id,
+            checkpoint=checkpoint_now if checkpointing is not None else None,
         )
 
     def notify(hook: str, **kwargs: Any) -> None:
@@ -340,6 +346,7 @@ async def execute(
             notify=notify,
         )
         run.coordinator.next_id = checkpointing.first_checkpoint_id
+        coordinator_box.append(run.coordinator)
         run.coordinator.attach(run.buffer.put_control)
         if control is not None:
             control.coordinator = run.coordinator

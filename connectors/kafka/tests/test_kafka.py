@@ -313,3 +313,29 @@ async def test_wordcount_example_windows_out_of_order_lines_exactly(
     await task
     counted = {(r["key"], r["window_start"]): r["value"] for r in got if r["key"] != "end"}
     assert counted == dict(want)
+
+
+async def test_start_from_a_timestamp(kafka: Broker, tmp_path: Path) -> None:
+    import time
+
+    src, dst = await kafka.topic("in"), await kafka.topic("out")
+    await kafka.produce(src, [{"id": i} for i in range(10)])
+    await asyncio.sleep(1.5)
+    cut = int(time.time() * 1000)
+    await asyncio.sleep(0.2)
+    await kafka.produce(src, [{"id": i} for i in range(10, 15)])
+    j = job(
+        {
+            "topics": [src],
+            "with_metadata": False,
+            "start_from": "timestamp",
+            "start_timestamp": cut,
+        },
+        {"topic": dst},
+    )
+    task, control = await start(j, tmp_path)
+    await wait_until(lambda: _n(kafka, dst, 5), 30, "5 records")
+    await asyncio.sleep(1)
+    control.stop_at_checkpoint()
+    await task
+    assert sorted(r["id"] for r in await kafka.consume_all(dst)) == [10, 11, 12, 13, 14]

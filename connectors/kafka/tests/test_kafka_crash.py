@@ -72,9 +72,9 @@ def write_job(tmp: Path, src: str, dst: str, name: str, transform: list[Any]) ->
 
 
 def start(tmp: Path, job: Path, *, resume: bool) -> subprocess.Popen[bytes]:
-    args = [str(BIN / "pipeline-run"), "run", "--no-progress", str(job)]
+    args = [str(BIN / "pipeline-run"), "-v", "run", "--no-progress", str(job)]
     if resume:
-        args.insert(3, "--resume")
+        args.insert(4, "--resume")
     return subprocess.Popen(
         args,
         cwd=tmp,
@@ -172,6 +172,9 @@ async def test_group_members_share_partitions_and_take_over(kafka: Broker, tmp_p
         assert {r["id"] for r in out} >= set(range(4000)), "records lost in the take-over"
         late = [r for r in out if r["id"] >= produced]
         assert {r["pid"] for r in late} == {a.pid}  # the survivor has every partition now
+        # rebalances checkpointed before partitions were given up (offsets committed)
+        log = (tmp_path / "stderr.log").read_text()
+        assert "before giving up" in log and "committing offsets failed" not in log
     finally:
         for p in (a, b):
             if p.poll() is None:

@@ -60,6 +60,9 @@ class KafkaSourceConfig:
     max_partition_fetch_bytes: int = attrs.field(default=1_048_576, validator=_positive)
     session_timeout_ms: int = attrs.field(default=10_000, validator=_positive)
     heartbeat_interval_ms: int = attrs.field(default=3_000, validator=_positive)
+    #: On a rebalance the source checkpoints before giving partitions up; it waits at
+    #: most this long (seconds), else the previous checkpoint's offsets stand.
+    rebalance_timeout_s: float = attrs.field(default=10.0, validator=_positive)
     #: Extra keyword arguments for aiokafka's AIOKafkaConsumer (security settings …).
     consumer_options: dict[str, Any] = attrs.field(factory=dict)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -24,7 +25,7 @@ class _Rebalance(ConsumerRebalanceListener):
         self.source = source
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        self.source.revoked(revoked)
+        await self.source.revoked(revoked)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         await self.source.assigned(assigned)
@@ -91,9 +92,19 @@ class KafkaSource(Source[KafkaSourceConfig]):
 
     # --- rebalancing ---------------------------------------------------------------------
 
-    def revoked(self, partitions: list[TopicPartition]) -> None:
-        """Partitions taken away: forget their positions (their last checkpoint's offsets
-        are committed; whoever gets them continues from there)."""
+    async def revoked(self, partitions: list[TopicPartition]) -> None:
+        """Partitions taken away: checkpoint first (what was read of them is processed,
+        written and its offsets committed while they are still ours), then forget their
+        positions; whoever gets them continues exactly from there."""
+        checkpoint = self.ctx.checkpoint
+        if partitions and checkpoint is not None and self.offsets:
+            try:
+                cid = await asyncio.wait_for(checkpoint(), self.config.rebalance_timeout_s)
+                log.info(
+                    "%s: checkpoint %s before giving up %s", self.ctx.component, cid, partitions
+                )
+            except Exception as exc:  # the previous checkpoint's offsets stay committed
+                log.warning("%s: no checkpoint before the rebalance: %s", self.ctx.component, exc)
         for tp in partitions:
             self.offsets.get(tp.topic, {}).pop(tp.partition, None)
         if partitions:
