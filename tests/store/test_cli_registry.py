@@ -35,7 +35,9 @@ def test_upgrade_import_list_run_executions(db_url: str, tmp_path: Path) -> None
 
     code, out, err = cli(db_url, "jobs", "import", "examples/", cwd=tmp_path)
     assert code == 0, err
-    names = "api-to-sqlite, customer-totals, orders-to-postgres, quickstart-orders"
+    names = (
+        "api-to-sqlite, customer-totals, kafka-wordcount, orders-to-postgres, quickstart-orders"
+    )
     assert f"added: {names}" in out
     code, out, _ = cli(db_url, "jobs", "import", "examples/", cwd=tmp_path)
     assert f"unchanged: {names}" in out
@@ -45,6 +47,7 @@ def test_upgrade_import_list_run_executions(db_url: str, tmp_path: Path) -> None
     assert [(j["job_name"], j["version"], j["enabled"]) for j in jobs] == [
         ("api-to-sqlite", 1, True),
         ("customer-totals", 1, True),
+        ("kafka-wordcount", 1, True),
         ("orders-to-postgres", 1, True),
         ("quickstart-orders", 1, True),
     ]
