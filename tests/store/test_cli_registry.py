@@ -35,9 +35,7 @@ def test_upgrade_import_list_run_executions(db_url: str, tmp_path: Path) -> None
 
     code, out, err = cli(db_url, "jobs", "import", "examples/", cwd=tmp_path)
     assert code == 0, err
-    names = (
-        "api-to-sqlite, customer-totals, kafka-wordcount, orders-to-postgres, quickstart-orders"
-    )
+    names = "api-to-sqlite, customer-totals, kafka-wordcount, orders-to-postgres, quickstart-orders"
     assert f"added: {names}" in out
     code, out, _ = cli(db_url, "jobs", "import", "examples/", cwd=tmp_path)
     assert f"unchanged: {names}" in out
