@@ -6,10 +6,13 @@
 - :func:`run` — validate and run a job synchronously; :func:`wait_until` — poll a
   condition from an async test (sync conditions run in a thread).
 - :class:`~pipeline_core.testing.trigger.MemoryTrigger` — an in-process EVENT trigger.
+- :class:`SourceConformance` / :class:`SinkConformance` — subclass them in a connector's
+  tests to check it honours the Source/Sink contract (resume, close, config errors, …).
 - the ``pipeline_plugins`` pytest fixture (this package is a pytest plugin): a
   :class:`~pipeline_core.Plugins` with only the plugin modules a test passes.
 """
 
+from pipeline_core.testing.conformance import SinkConformance, SourceConformance
 from pipeline_core.testing.doubles import (
     ABORT,
     EOF,
@@ -28,7 +31,9 @@ __all__ = [
     "ListSinkConfig",
     "MemorySource",
     "MemorySourceConfig",
+    "SinkConformance",
     "SourceAborted",
+    "SourceConformance",
     "run",
     "wait_until",
 ]
