@@ -8,7 +8,16 @@ import sys
 from collections.abc import Sequence
 
 from pipeline_core import __version__
-from pipeline_core.cli import checkpoints, connectors, db, executions, jobs, run, serve
+from pipeline_core.cli import (
+    checkpoints,
+    connectors,
+    db,
+    executions,
+    jobs,
+    run,
+    scaffold,
+    serve,
+)
 from pipeline_core.cli.output import print_error
 from pipeline_core.errors import ConfigError, PipelineError
 
@@ -34,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     checkpoints.add_parser(sub)
     db.add_parser(sub)
     serve.add_parser(sub)
+    scaffold.add_parser(sub)
     return parser
 
 

@@ -1,0 +1,25 @@
+"""``pipeline-run new-connector NAME``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pipeline_core.cli.output import out
+from pipeline_core.scaffold import create_connector
+
+__all__ = ["add_parser"]
+
+
+def cmd(args: argparse.Namespace) -> int:
+    root = create_connector(args.name, Path(args.dir))
+    out.print(f"created {root}", soft_wrap=True)
+    out.print(f"next: pip install -e '{root}[test]' && pytest {root}", soft_wrap=True, markup=False)
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("new-connector", help="create a connector distribution to start from")
+    p.add_argument("name", help="type name, e.g. 'redis' (package pipeline_connector_redis)")
+    p.add_argument("--dir", default=".", help="where to create it (default: here)")
+    p.set_defaults(func=cmd)
