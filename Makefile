@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 CONNECTORS := connectors/file connectors/jdbc connectors/http connectors/rabbitmq connectors/kafka
 
-.PHONY: setup quickstart test lint typecheck bench bench-pg clean
+.PHONY: setup quickstart test lint typecheck bench bench-pg clean docs
 
 $(BIN)/pipeline-run: pyproject.toml $(foreach c,$(CONNECTORS),$(c)/pyproject.toml)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,3 +39,6 @@ bench-pg: setup
 
 clean:
 	rm -rf $(VENV) .pipeline build dist
+
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir .site

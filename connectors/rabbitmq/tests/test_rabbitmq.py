@@ -29,6 +29,7 @@ from pipeline_core.runtime.runner import Checkpointing
 from pipeline_core.testing import wait_until
 
 pytestmark = pytest.mark.timeout(90)
+REPO = Path(__file__).resolve().parents[3]
 
 
 def job(source: dict[str, Any], sink: dict[str, Any], **config: Any) -> PipelineJob:
@@ -249,3 +250,33 @@ def test_registered_types() -> None:
     assert plugins.sources.get("rabbitmq") is RabbitMQSource
     assert plugins.sinks.get("rabbitmq") is RabbitMQSink
     assert "rabbitmq" in plugins.triggers
+
+
+async def test_router_example_runs(
+    broker: Broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """examples/rabbitmq_router.yaml: the quickstart's orders through RabbitMQ."""
+    from pipeline_core import load_job_file
+
+    repo = REPO
+    orders = [
+        orjson.loads(x)
+        for x in (repo / "examples/data/orders.jsonl").read_bytes().splitlines()[:300]
+    ]
+    orders = [o for o in orders if isinstance(o, dict)]
+    source_q = broker.queue("orders")
+    exchange, out_q = broker.exchange_to_queue("billing")
+    monkeypatch.setenv("AMQP_URL", AMQP_URL)
+    monkeypatch.setenv("ROUTER_QUEUE", source_q)
+    monkeypatch.setenv("ROUTER_EXCHANGE", exchange)
+    broker.publish_json(source_q, orders)
+    want = [o for o in orders if o["status"] == "paid" and o["amount"] >= 20]
+    job = load_job_file(repo / "examples" / "rabbitmq_router.yaml")
+    task, control = await start(job, tmp_path)
+    await until(lambda: broker.count(out_q) == len(want), what="the routed orders")
+    control.stop_at_checkpoint()
+    await task
+    got = [orjson.loads(b) for b in broker.drain(out_q)]
+    assert sorted(o["order_id"] for o in got) == sorted(o["order_id"] for o in want)
+    assert all(o["total"] == round(o["amount"] + o["vat"], 2) for o in got)
+    assert broker.count(source_q) == 0
