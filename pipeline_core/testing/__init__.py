@@ -1,6 +1,7 @@
 """Test helpers for the core's own tests and for connector authors.
 
-- :class:`MemorySource` — records from a list, with :data:`EOF` / :data:`ABORT` sentinels;
+- :class:`MemorySource` — records from a list, with :data:`EOF` / :data:`ABORT` /
+  :data:`PAUSE` sentinels;
   its position is the index of the next record, so restore tests are exact.
 - :class:`ListSink` — keeps what was written and what was committed, separately.
 - :func:`run` — validate and run a job synchronously; :func:`wait_until` — poll a
@@ -16,6 +17,7 @@ from pipeline_core.testing.conformance import SinkConformance, SourceConformance
 from pipeline_core.testing.doubles import (
     ABORT,
     EOF,
+    PAUSE,
     ListSink,
     ListSinkConfig,
     MemorySource,
@@ -27,6 +29,7 @@ from pipeline_core.testing.helpers import run, wait_until
 __all__ = [
     "ABORT",
     "EOF",
+    "PAUSE",
     "ListSink",
     "ListSinkConfig",
     "MemorySource",

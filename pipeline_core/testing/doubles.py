@@ -11,7 +11,7 @@ import attrs
 from pipeline_core.errors import RetriableConnectorError
 from pipeline_core.io import Batch, RuntimeContext, Sink, Source, SourceProgress
 
-__all__ = ["ABORT", "EOF", "ListSink", "MemorySource", "SourceAborted"]
+__all__ = ["ABORT", "EOF", "PAUSE", "ListSink", "MemorySource", "SourceAborted"]
 
 
 class _Sentinel:
@@ -27,6 +27,9 @@ class _Sentinel:
 EOF = _Sentinel("EOF")
 #: In a MemorySource's records: the source fails here with :class:`SourceAborted`.
 ABORT = _Sentinel("ABORT")
+#: In a MemorySource's records: the source waits here until ``source.proceed()`` is called
+#: (what comes before it has been emitted) — for tests that act mid-stream.
+PAUSE = _Sentinel("PAUSE")
 
 
 class SourceAborted(RetriableConnectorError):
@@ -53,6 +56,14 @@ class MemorySource(Source[MemorySourceConfig]):
         self.index = 0
         self.opened = self.closed = 0
         self.completed_checkpoints: list[tuple[int, dict[str, Any]]] = []
+        self._proceed: asyncio.Event | None = None
+        #: True while waiting at a PAUSE sentinel
+        self.paused = False
+
+    def proceed(self) -> None:
+        """Continue past the PAUSE sentinel the source is waiting at."""
+        if self._proceed is not None:
+            self._proceed.set()
 
     @classmethod
     def of(cls, records: list[Any], **options: Any) -> MemorySource:
@@ -69,7 +80,7 @@ class MemorySource(Source[MemorySourceConfig]):
             chunk: list[Any] = []
             while self.index < len(self.records) and len(chunk) < self.batch_size:
                 item = self.records[self.index]
-                if item is EOF or item is ABORT:
+                if item is EOF or item is ABORT or item is PAUSE:
                     break
                 chunk.append(item)
                 self.index += 1
@@ -79,6 +90,13 @@ class MemorySource(Source[MemorySourceConfig]):
             if self.index < len(self.records):
                 if self.records[self.index] is ABORT:
                     raise SourceAborted(f"ABORT sentinel at index {self.index}")
+                if self.records[self.index] is PAUSE:
+                    self._proceed = asyncio.Event()
+                    self.paused = True
+                    await self._proceed.wait()
+                    self.paused = False
+                    self.index += 1
+                    continue
                 return  # EOF
             if not self.config.unbounded:
                 return

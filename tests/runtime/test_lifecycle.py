@@ -107,3 +107,28 @@ def test_restored_position_resumes_after_it() -> None:
     assert sink.committed == [6, 7, 8, 9]
     assert result.last_position == {"index": 10}
     assert source.completed_checkpoints == [(1, {"index": 10})]
+
+
+def test_pause_sentinel_holds_the_source_until_proceed() -> None:
+    import asyncio
+
+    from pipeline_core import PipelineJob, execute, load_plugins, prepare
+    from pipeline_core.testing import PAUSE, ListSink, MemorySource
+
+    source = MemorySource.of([1, 2, 3, PAUSE, 4, 5], batch_size=10)
+    sink = ListSink()
+    job = PipelineJob.builder().name("p").source(source).sink(sink).build()
+
+    async def go() -> None:
+        plugins = load_plugins(entry_points=False)
+        task = asyncio.create_task(execute(prepare(job, plugins), plugins))
+        while not source.paused:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        assert sink.written == [1, 2, 3] and not task.done()
+        source.proceed()
+        result = await task
+        assert result.records_read == 5
+
+    asyncio.run(go())
+    assert sink.committed == [1, 2, 3, 4, 5]
