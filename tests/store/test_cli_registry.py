@@ -48,6 +48,7 @@ def test_upgrade_import_list_run_executions(db_url: str, tmp_path: Path) -> None
         ("kafka-wordcount", 1, True),
         ("orders-to-postgres", 1, True),
         ("quickstart-orders", 1, True),
+        ("rabbitmq-router", 1, True),
     ]
     code, out, _ = cli(db_url, "jobs", "list", cwd=tmp_path)
     assert "quickstart-orders" in out and "BATCH_ROLLER" in out
