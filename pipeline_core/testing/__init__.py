@@ -24,7 +24,7 @@ from pipeline_core.testing.doubles import (
     MemorySourceConfig,
     SourceAborted,
 )
-from pipeline_core.testing.helpers import run, wait_until
+from pipeline_core.testing.helpers import assert_options_documented, run, wait_until
 
 __all__ = [
     "ABORT",
@@ -37,6 +37,7 @@ __all__ = [
     "SinkConformance",
     "SourceAborted",
     "SourceConformance",
+    "assert_options_documented",
     "run",
     "wait_until",
 ]

@@ -12,7 +12,7 @@ from pipeline_core.plugins.manager import Plugins
 from pipeline_core.runtime.result import ExecutionStatus, JobResult
 from pipeline_core.runtime.runner import run_job
 
-__all__ = ["run", "wait_until"]
+__all__ = ["assert_options_documented", "run", "wait_until"]
 
 
 def run(
@@ -52,3 +52,23 @@ async def wait_until(
         if loop.time() > deadline:
             raise AssertionError(f"timed out after {within:g} s waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+def assert_options_documented(text: str, config_cls: type) -> None:
+    """Every field of ``config_cls`` has a ``| `name` |`` table row in ``text`` that shows
+    its default (``(required)`` for fields without one) — a connector's docs cannot drift
+    from its config class."""
+    import attrs
+
+    for field in attrs.fields(config_cls):
+        row = next((x for x in text.splitlines() if x.startswith(f"| `{field.name}` |")), None)
+        assert row is not None, f"{config_cls.__name__}.{field.name} is not documented"
+        default = field.default
+        if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+            default = default.factory()
+        if default is attrs.NOTHING:
+            assert "(required)" in row, row
+        elif isinstance(default, bool):
+            assert f"`{str(default).lower()}`" in row, row
+        elif isinstance(default, int | float | str) and default != "":
+            assert str(default) in row, row

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import attrs
-
 from pipeline_connector_kafka import KafkaSinkConfig, KafkaSourceConfig, KafkaTriggerConfig
+from pipeline_core.testing import assert_options_documented
 
 DOC = (Path(__file__).resolve().parents[3] / "docs" / "connectors" / "kafka.md").read_text()
 
@@ -20,13 +19,4 @@ def test_every_option_is_documented_with_its_default() -> None:
         (KafkaSinkConfig, sink),
         (KafkaTriggerConfig, trigger),
     ]:
-        for field in attrs.fields(cls):
-            row = next((x for x in text.splitlines() if x.startswith(f"| `{field.name}` |")), None)
-            assert row is not None, f"{cls.__name__}.{field.name} is not documented"
-            default = field.default
-            if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
-                default = default.factory()
-            if isinstance(default, bool):
-                assert f"`{str(default).lower()}`" in row, row
-            elif isinstance(default, int | str) and default not in ("",):
-                assert str(default) in row, row
+        assert_options_documented(text, cls)

@@ -182,7 +182,8 @@ async def test_bad_records_are_counted(kafka: Broker, tmp_path: Path) -> None:
     control.stop_at_checkpoint()
     result = await task
     assert result.failed_records == 1
-    assert "cannot decode" in ((result.exception and str(result.exception)) or "cannot decode")
+    # the bad record is counted and skipped; the good ones around it arrive
+    assert sorted(r["id"] for r in await kafka.consume_all(dst)) == [1, 2]
 
 
 async def _n(kafka: Broker, topic: str, n: int) -> bool:

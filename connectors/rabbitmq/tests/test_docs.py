@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import attrs
-
 from pipeline_connector_rabbitmq import (
     RabbitMQSinkConfig,
     RabbitMQSourceConfig,
     RabbitMQTriggerConfig,
 )
+from pipeline_core.testing import assert_options_documented
 
 DOC = (Path(__file__).resolve().parents[3] / "docs" / "connectors" / "rabbitmq.md").read_text()
 
@@ -24,15 +23,4 @@ def test_every_option_is_documented_with_its_default() -> None:
         (RabbitMQSinkConfig, sink),
         (RabbitMQTriggerConfig, trigger),
     ]:
-        for field in attrs.fields(cls):
-            row = next((x for x in text.splitlines() if x.startswith(f"| `{field.name}` |")), None)
-            assert row is not None, f"{cls.__name__}.{field.name} is not documented"
-            default = field.default
-            if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
-                default = default.factory()
-            if default is attrs.NOTHING:
-                assert "(required)" in row, row
-            elif isinstance(default, bool):
-                assert f"`{str(default).lower()}`" in row, row
-            elif isinstance(default, int | float | str) and default != "":
-                assert str(default) in row, row
+        assert_options_documented(text, cls)
