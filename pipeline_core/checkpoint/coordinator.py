@@ -26,6 +26,7 @@ import pickle
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from pipeline_core.checkpoint.storage import CheckpointStorage
 from pipeline_core.errors import CheckpointError
 from pipeline_core.io import Sink
 from pipeline_core.model.job import JobType, PipelineJob
+from pipeline_core.runtime.listener import RunListener
 from pipeline_core.runtime.operators import Operator
 from pipeline_core.state.backend import StateBackend
 
@@ -85,7 +87,8 @@ class CheckpointCoordinator:
         backend: StateBackend[Any],
         operators: list[Operator],
         sinks: list[Sink[Any]],
-        notify: Any,
+        listener: RunListener,
+        counts: Callable[[], dict[str, int]] | None = None,
     ) -> None:
         self.job = job
         self.execution_id = execution_id
@@ -94,7 +97,10 @@ class CheckpointCoordinator:
         self.backend = backend
         self.operators = operators
         self.sinks = sinks
-        self.notify = notify
+        self.listener = listener
+        #: the execution's counts as of the barrier, stored with each checkpoint so that a
+        #: resumed attempt continues the execution's totals
+        self.counts = counts
         cfg = job.config
         self.interval = cfg.checkpoint_interval.total_seconds() if cfg.checkpoint_interval else None
         self.every_records = cfg.checkpoint_every_records
@@ -194,12 +200,7 @@ class CheckpointCoordinator:
             checkpoint_type=checkpoint_type(self.job.type),
             savepoint_name=savepoint,
         )
-        self.notify(
-            "pipeline_checkpoint_started",
-            job=self.job,
-            execution_id=self.execution_id,
-            checkpoint_id=cid,
-        )
+        self.listener.checkpoint_started(cid)
         local = self.storage.staging_dir()
         try:
             self.backend.flush()
@@ -221,6 +222,8 @@ class CheckpointCoordinator:
                 },
                 "sink_state": sink_states,
             }
+            if self.counts is not None:
+                state_data["counts"] = self.counts()
             if savepoint:
                 state_data["savepoint"] = savepoint
             (local / "_metadata.json").write_bytes(orjson.dumps(state_data, default=str))
@@ -244,13 +247,7 @@ class CheckpointCoordinator:
                 )
             )
             self._settle(None, CheckpointError(f"checkpoint {cid} of job {job!r} failed: {exc}"))
-            self.notify(
-                "pipeline_checkpoint_failed",
-                job=self.job,
-                execution_id=self.execution_id,
-                checkpoint_id=cid,
-                error=exc,
-            )
+            self.listener.checkpoint_failed(cid, exc)
             if isinstance(exc, Exception) and not isinstance(exc, CheckpointError):
                 raise CheckpointError(
                     f"checkpoint {cid} of job {job!r} failed: {type(exc).__name__}: {exc}"
@@ -282,13 +279,7 @@ class CheckpointCoordinator:
             time.monotonic() - started,
             stored,
         )
-        self.notify(
-            "pipeline_checkpoint_completed",
-            job=self.job,
-            execution_id=self.execution_id,
-            checkpoint_id=cid,
-            state=state_data,
-        )
+        self.listener.checkpoint_completed(cid, state_data)
         return cid
 
     # --- restoring -----------------------------------------------------------------

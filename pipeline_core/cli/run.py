@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime as dt
 import os
-import uuid
+import signal
 from typing import Any
 
 import attrs
@@ -22,16 +23,18 @@ from rich.table import Table
 
 from pipeline_core.checkpoint.repository import CheckpointInfo
 from pipeline_core.cli.output import err, out, print_error
+from pipeline_core.config.converter import parse_duration
 from pipeline_core.errors import CheckpointError, ConfigError, PipelineError
 from pipeline_core.model.loader import load_job_file
 from pipeline_core.plugins.manager import Plugins, load_plugins
+from pipeline_core.runtime.control import ExecutionControl
 from pipeline_core.runtime.metrics import RunMetrics
 from pipeline_core.runtime.prepare import PreparedJob, prepare
 from pipeline_core.runtime.result import ExecutionStatus, JobResult
 from pipeline_core.runtime.runner import execute
 from pipeline_core.service.executor import JobExecutor
 from pipeline_core.store import MetadataStore
-from pipeline_core.store.executions import ExecutionRecord
+from pipeline_core.store.executions import ExecutionRecord, instance_name
 
 __all__ = ["add_parsers"]
 
@@ -79,16 +82,56 @@ def _progress_bar() -> Progress:
     )
 
 
+class _Signals:
+    """SIGINT and SIGTERM, installed explicitly (a parent that ignored SIGINT — a script
+    running us in the background — must not make Ctrl-C semantics disappear). The first
+    signal takes a checkpoint and stops (CANCELLED); a second one stops at once, still
+    committing nothing more."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self.count = 0
+        self.stop: Any = None  # first signal
+        self.abort: Any = None  # second signal
+
+    def install(self, loop: asyncio.AbstractEventLoop) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._on_signal, sig)
+
+    def _on_signal(self, sig: int) -> None:
+        self.count += 1
+        if self.received is None:
+            self.received = sig
+        name = signal.Signals(sig).name
+        if self.count == 1:
+            err.print(
+                f"{name}: taking a checkpoint and stopping (again to stop at once)",
+                soft_wrap=True,
+            )
+            if self.stop is not None:
+                self.stop()
+        elif self.abort is not None:
+            err.print(f"{name}: stopping now, committing nothing more", soft_wrap=True)
+            self.abort()
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.received if self.received is not None else EXIT_CANCELLED
+
+
 async def _run(
     prepared: PreparedJob,
     plugins: Plugins,
     metrics: RunMetrics,
     show_progress: bool,
     recording: _Recording | None,
-) -> JobResult | None:
+    signals: _Signals,
+) -> tuple[JobResult | None, RunMetrics]:
     """Execute, refreshing the progress bar meanwhile. A recorded run goes through the
-    JobExecutor (lifecycle, heartbeats, retries from the last checkpoint) like a run
-    in ``pipeline-run serve``; ``--no-record`` runs the runtime directly."""
+    JobExecutor (lease and heartbeats, attempts, retries from the last checkpoint) like a
+    run in ``pipeline-run serve``, but in this process; ``--no-record`` runs the runtime
+    directly. Returns the result and the counters of the last attempt."""
+    signals.install(asyncio.get_running_loop())
     progress = _progress_bar() if show_progress else None
     task = (
         progress.add_task(prepared.job.name, total=None, records="0", rate="0", failed=0)
@@ -96,18 +139,43 @@ async def _run(
         else None
     )
     executor = None
+    control = ExecutionControl()
+    runner: asyncio.Task[Any] | None = None
     if recording is not None:
         executor = JobExecutor(
             recording.store,
             plugins,
             instance=recording.record.owner_instance,
             checkpoint_url=recording.checkpoint_url,
+            lease=recording.lease,
+            workers=False,
         )
         await executor.start(claim=False)
+    last = [metrics]
 
     def current() -> RunMetrics:
         h = executor.running.get(recording.execution_id) if executor and recording else None
-        return h.metrics if h is not None else metrics
+        if h is not None:
+            last[0] = h.metrics
+        return last[0]
+
+    def stop() -> None:
+        h = executor.running.get(recording.execution_id) if executor and recording else None
+        if h is not None:
+            h.cancel_requested = True
+            h.stop_at_checkpoint()
+        elif runner is not None:
+            runner.cancel()  # no checkpoints without a metadata database: commit nothing
+
+    def abort() -> None:
+        h = executor.running.get(recording.execution_id) if executor and recording else None
+        if h is not None:
+            h.cancel_requested = True
+            h.abort()
+        elif runner is not None:
+            runner.cancel()
+
+    signals.stop, signals.abort = stop, abort
 
     async def ticker() -> None:
         while True:
@@ -119,13 +187,24 @@ async def _run(
         tick = asyncio.create_task(ticker())
         try:
             if executor is not None and recording is not None:
-                return await executor.run_here(
-                    recording.record,
-                    prepared.job,
-                    restore_from=recording.restore_from,
-                    metrics=metrics,
+                runner = asyncio.create_task(
+                    executor.run_here(
+                        recording.record,
+                        prepared.job,
+                        restore_from=recording.restore_from,
+                        metrics=metrics,
+                    )
                 )
-            return await execute(prepared, plugins, metrics=metrics)
+            else:
+                runner = asyncio.create_task(
+                    execute(prepared, plugins, metrics=metrics, control=control)
+                )
+            try:
+                return await runner, current()
+            except asyncio.CancelledError:
+                if signals.received is None:
+                    raise
+                return None, current()
         finally:
             tick.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -143,6 +222,9 @@ class _Recording:
     version: int
     checkpoint_url: str | None
     restore_from: CheckpointInfo | None
+    lease: dt.timedelta
+    continued: bool
+    superseded: list[str]
 
     @property
     def execution_id(self) -> str:
@@ -150,8 +232,11 @@ class _Recording:
 
 
 def _start_recording(args: argparse.Namespace, prepared: PreparedJob) -> _Recording:
-    """Register (or version) the job file and create its execution record."""
+    """Register (or version) the job file, then take ownership of its execution: the one
+    ``--resume`` continues, or a new one — superseding the job's dead executions in the
+    same transaction, so that no ``serve`` ever runs them again."""
     store = MetadataStore.open(args.database)
+    lease = parse_duration(args.lease)
     restore_from = None
     if args.from_savepoint:
         restore_from = store.checkpoints.savepoint(prepared.job.name, args.from_savepoint)
@@ -163,8 +248,24 @@ def _start_recording(args: argparse.Namespace, prepared: PreparedJob) -> _Record
     elif args.resume:
         restore_from = store.checkpoints.latest_completed(prepared.job.name)
     definition, _outcome = store.registry.register_or_update(prepared.job)
-    record = store.executions.create(prepared.job.name, uuid.uuid4().hex, triggered_by="MANUAL")
-    return _Recording(store, record, definition.version, args.checkpoint_url, restore_from)
+    claim = store.ownership.open_run(
+        prepared.job.name,
+        instance_name(),
+        lease,
+        resume_execution=restore_from.execution_id if restore_from else None,
+        resume_checkpoint=restore_from.checkpoint_id if restore_from else None,
+        continue_execution=bool(args.resume),
+    )
+    return _Recording(
+        store,
+        claim.record,
+        definition.version,
+        args.checkpoint_url,
+        restore_from,
+        lease,
+        claim.continued,
+        claim.superseded,
+    )
 
 
 def _summary(
@@ -181,6 +282,12 @@ def _summary(
     table.add_row("records read", f"{metrics.records_read:,}")
     table.add_row("records written", f"{metrics.records_written:,}")
     table.add_row("failed", f"{metrics.failed_records:,}")
+    if metrics.before:
+        table.add_row(
+            "execution totals",
+            f"{metrics.total_read:,} read, {metrics.total_written:,} written "
+            "(earlier attempts included)",
+        )
     table.add_row("dropped", f"{metrics.dropped_records:,}")
     table.add_row("duration", f"{metrics.elapsed:.2f} s")
     table.add_row("throughput", f"{metrics.throughput:,.0f} records/s")
@@ -207,21 +314,7 @@ def run(args: argparse.Namespace) -> int:
         print_error(exc)
         return EXIT_CONFIG if isinstance(exc, ConfigError) else EXIT_FAILED
     if not args.quiet:
-        where = (
-            f" (execution {recording.execution_id}, version {recording.version})"
-            if recording
-            else ""
-        )
-        restored = recording.restore_from if recording else None
-        if restored is not None:
-            err.print(
-                f"resuming from checkpoint {restored.checkpoint_id} of execution "
-                f"{restored.execution_id} at {restored.state_data.get('source_state')}",
-                soft_wrap=True,
-            )
-        err.print(
-            f"running [bold]{prepared.job.name}[/]{where}: {_describe(prepared)}", markup=True
-        )
+        _announce(prepared, recording)
     pushgateway = args.pushgateway or os.environ.get("PIPELINE_PUSHGATEWAY_URL")
     prom = None
     if pushgateway:
@@ -229,18 +322,26 @@ def run(args: argparse.Namespace) -> int:
 
         prom = PipelineMetrics()
         plugins.pm.register(prom, name="metrics")
+    signals = _Signals()
     try:
-        result = asyncio.run(_run(prepared, plugins, metrics, show, recording))
-    except KeyboardInterrupt:
-        _summary(prepared.job.name, ExecutionStatus.CANCELLED, metrics, None)
-        err.print("cancelled: no output was committed by the interrupted run", soft_wrap=True)
-        return EXIT_CANCELLED
-    if result is None:
+        result, final = asyncio.run(_run(prepared, plugins, metrics, show, recording, signals))
+    except KeyboardInterrupt:  # only before our handlers are installed
         _summary(prepared.job.name, ExecutionStatus.CANCELLED, metrics, None)
         return EXIT_CANCELLED
+    if result is None or result.status is ExecutionStatus.CANCELLED:
+        _summary(prepared.job.name, ExecutionStatus.CANCELLED, final, None)
+        last = result.checkpoints[-1] if result is not None and result.checkpoints else None
+        if last is not None:
+            err.print(
+                f"stopped after checkpoint {last}: output up to it is committed; "
+                f"`pipeline-run run {args.jobfile} --resume` continues from there",
+                soft_wrap=True,
+            )
+        else:
+            err.print("cancelled: no output was committed by the interrupted run", soft_wrap=True)
+        return signals.exit_code
     if prom is not None and pushgateway:
         _push(pushgateway, prepared.job.name, prom)
-    final = _final_metrics(result, metrics)
     if recording is not None:
         record = recording.store.executions.get(recording.execution_id)
         if record.retry_count:
@@ -251,6 +352,28 @@ def run(args: argparse.Namespace) -> int:
     if result.status is ExecutionStatus.FAILED and args.traceback and result.error_trace:
         err.print(result.error_trace, markup=False, highlight=False)
     return 0 if result.status is ExecutionStatus.COMPLETED else EXIT_FAILED
+
+
+def _announce(prepared: PreparedJob, recording: _Recording | None) -> None:
+    where = (
+        f" (execution {recording.execution_id}, version {recording.version})" if recording else ""
+    )
+    if recording is not None:
+        if recording.superseded:
+            err.print(
+                f"closed {len(recording.superseded)} dead execution(s) of this job as "
+                f"superseded: {', '.join(recording.superseded)}",
+                soft_wrap=True,
+            )
+        restored = recording.restore_from
+        if restored is not None:
+            how = "continuing execution" if recording.continued else "resuming from execution"
+            err.print(
+                f"{how} {restored.execution_id} at checkpoint {restored.checkpoint_id}: "
+                f"{restored.state_data.get('source_state')}",
+                soft_wrap=True,
+            )
+    err.print(f"running [bold]{prepared.job.name}[/]{where}: {_describe(prepared)}", markup=True)
 
 
 def _push(url: str, job_name: str, prom: Any) -> None:
@@ -265,17 +388,6 @@ def _push(url: str, job_name: str, prom: Any) -> None:
         err.print(f"[yellow]warning:[/] pushing metrics to {url} failed: {exc}", markup=True)
     else:
         err.print(f"metrics pushed to {url}", soft_wrap=True)
-
-
-def _final_metrics(result: JobResult, metrics: RunMetrics) -> RunMetrics:
-    """The summary of the last attempt (a retry starts counting afresh)."""
-    if result.records_read == metrics.records_read:
-        return metrics
-    last = RunMetrics()
-    last.records_read, last.records_written = result.records_read, result.records_written
-    last.failed_records, last.dropped_records = result.failed_records, result.dropped_records
-    last.started_at, last.stopped_at = 0.0, result.duration_s
-    return last
 
 
 def validate(args: argparse.Namespace) -> int:
@@ -310,6 +422,12 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         metavar="URL",
         help="push the run's metrics to a Prometheus Pushgateway at the end "
         "(default: $PIPELINE_PUSHGATEWAY_URL)",
+    )
+    p.add_argument(
+        "--lease",
+        default="15s",
+        help="an execution whose owner has not heart-beaten for this long is dead and may "
+        "be continued or superseded (default 15s; the same as serve's)",
     )
     p.add_argument(
         "--no-record",

@@ -123,7 +123,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="checkpoint storage shared by all instances (default: $PIPELINE_CHECKPOINT_URL, "
         "else .pipeline/checkpoints)",
     )
-    p.add_argument("--max-concurrent", type=int, default=32, help="executions run at once here")
+    p.add_argument(
+        "--max-concurrent",
+        type=int,
+        default=None,
+        help="worker processes, i.e. executions run at once here (default: one per core)",
+    )
     p.add_argument(
         "--lease",
         default="15s",

@@ -56,6 +56,9 @@ class Plugins:
     triggers: TypeRegistry[Any]
     plugins: list[PluginInfo]
     failures: list[ConnectorLoadError]
+    #: names of the plugin *modules* passed as ``extra`` (a worker process imports them
+    #: to register the same plugins; plugin objects cannot cross a process boundary)
+    extra_modules: tuple[str, ...] = ()
 
     @property
     def hook(self) -> Any:
@@ -196,7 +199,10 @@ def load_plugins(
                 continue
             owners[ext.name] = PluginInfo(ext.name, ep.value, dist, version)
 
+    extra_modules = []
     for i, obj in enumerate(extra):
+        if isinstance(obj, types.ModuleType):
+            extra_modules.append(obj.__name__)
         name = getattr(obj, "__name__", None) or f"{type(obj).__name__}-{i}"
         pm.register(obj, name=name)
         module = getattr(obj, "__module__", None) or name
@@ -212,4 +218,5 @@ def load_plugins(
         triggers=registries["triggers"],
         plugins=sorted(owners.values(), key=lambda p: p.name),
         failures=failures,
+        extra_modules=tuple(extra_modules),
     )

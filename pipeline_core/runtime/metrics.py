@@ -15,12 +15,14 @@ class RunMetrics:
 
     __slots__ = (
         "batches_read",
+        "before",
         "buffer_capacity_batches",
         "buffered_batches",
         "buffered_records",
         "dropped_records",
         "failed_records",
         "first_failure",
+        "records_processed",
         "records_read",
         "records_written",
         "source_progress",
@@ -30,6 +32,10 @@ class RunMetrics:
 
     def __init__(self) -> None:
         self.records_read = 0
+        #: records taken out of the buffer and through the steps (≤ records_read)
+        self.records_processed = 0
+        #: the execution's counts before this attempt (from the restored checkpoint)
+        self.before: dict[str, int] = {}
         self.records_written = 0
         self.failed_records = 0
         self.dropped_records = 0
@@ -42,6 +48,30 @@ class RunMetrics:
         self.stopped_at: float | None = None
         #: The running source's ``progress`` method, for progress bars.
         self.source_progress: Callable[[], SourceProgress | None] | None = None
+
+    @property
+    def total_read(self) -> int:
+        """Records read by the execution: earlier attempts (up to the checkpoint this
+        one resumed from) plus this attempt."""
+        return self.before.get("records_read", 0) + self.records_read
+
+    @property
+    def total_written(self) -> int:
+        return self.before.get("records_written", 0) + self.records_written
+
+    @property
+    def total_failed(self) -> int:
+        return self.before.get("failed_records", 0) + self.failed_records
+
+    def counts_at_barrier(self) -> dict[str, int]:
+        """The execution's totals as of a checkpoint barrier (records still in the buffer
+        are not counted: a resumed attempt reads them again)."""
+        return {
+            "records_read": self.before.get("records_read", 0) + self.records_processed,
+            "records_written": self.total_written,
+            "failed_records": self.total_failed,
+            "dropped_records": self.before.get("dropped_records", 0) + self.dropped_records,
+        }
 
     @property
     def elapsed(self) -> float:

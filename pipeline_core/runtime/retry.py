@@ -5,14 +5,25 @@ from __future__ import annotations
 from pipeline_core.errors import ConfigError, FatalConnectorError, PluginError, RecordError
 from pipeline_core.model.job import JobConfig
 
-__all__ = ["backoff_seconds", "is_retriable"]
+__all__ = ["RemoteFailure", "backoff_seconds", "is_retriable"]
 
 #: Failures a retry cannot fix: a wrong definition, a missing plugin, a connector that
 #: says so, a bad record under ``on_error: fail`` (it would fail the same way again).
 _PERMANENT = (ConfigError, PluginError, FatalConnectorError, RecordError)
 
 
+class RemoteFailure(Exception):
+    """A failure in another process (a worker) as its owner sees it: the message, and
+    whether that process judged it worth a retry."""
+
+    def __init__(self, message: str, retriable: bool = True) -> None:
+        super().__init__(message)
+        self.retriable = retriable
+
+
 def is_retriable(exc: BaseException | None) -> bool:
+    if isinstance(exc, RemoteFailure):
+        return exc.retriable
     return exc is not None and not isinstance(exc, _PERMANENT)
 
 

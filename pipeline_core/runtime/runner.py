@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
-import tempfile
 import traceback
 import uuid
 from concurrent.futures import ProcessPoolExecutor
@@ -33,10 +31,12 @@ from pipeline_core.plugins.manager import Plugins, load_plugins
 from pipeline_core.runtime.buffer import BatchBuffer, PositionOnly
 from pipeline_core.runtime.control import ExecutionControl
 from pipeline_core.runtime.errors_policy import FailureCollector
+from pipeline_core.runtime.listener import PluginNotifier, RunListener
 from pipeline_core.runtime.metrics import RunMetrics
 from pipeline_core.runtime.operators import Operator
 from pipeline_core.runtime.prepare import PreparedJob, prepare
 from pipeline_core.runtime.result import ExecutionStatus, JobResult
+from pipeline_core.runtime.workdir import open_workdir
 from pipeline_core.state.api import StateManager
 from pipeline_core.state.backend import StateBackend
 
@@ -61,13 +61,6 @@ class _SourceFailed:
 
 
 _END = _End()
-
-
-def _notify(plugins: Plugins, hook: str, **kwargs: Any) -> None:
-    try:
-        getattr(plugins.hook, hook)(**kwargs)
-    except Exception:  # a listener must never break the job it listens to
-        log.exception("plugin hook %s raised; ignored", hook)
 
 
 async def _apply(
@@ -179,6 +172,7 @@ class _Execution:
                 if barrier is not None:
                     await self.checkpoint(barrier)
                 continue
+            self.metrics.records_processed += len(item.records)
             if item.failures:
                 errors.extend(item.failures)
             records = await _apply(operators, item.records, errors)
@@ -246,6 +240,34 @@ class _Execution:
             await self.source.on_checkpoint_complete(checkpoint_id, self.last_position)
 
 
+class _Guarded:
+    """A listener that raises is logged; it never breaks the job it listens to."""
+
+    def __init__(self, inner: RunListener) -> None:
+        self.inner = inner
+
+    def _call(self, name: str, *args: Any) -> None:
+        try:
+            getattr(self.inner, name)(*args)
+        except Exception:
+            log.exception("run listener %s.%s raised; ignored", type(self.inner).__name__, name)
+
+    def job_started(self) -> None:
+        self._call("job_started")
+
+    def checkpoint_started(self, checkpoint_id: int) -> None:
+        self._call("checkpoint_started", checkpoint_id)
+
+    def checkpoint_completed(self, checkpoint_id: int, state: dict[str, Any]) -> None:
+        self._call("checkpoint_completed", checkpoint_id, state)
+
+    def checkpoint_failed(self, checkpoint_id: int, error: BaseException) -> None:
+        self._call("checkpoint_failed", checkpoint_id, error)
+
+    def job_ended(self, result: JobResult) -> None:
+        self._call("job_ended", result)
+
+
 def _dead_letter_record(failed: FailedRecord) -> dict[str, Any]:
     record = failed.record
     if isinstance(record, bytes | bytearray):
@@ -292,6 +314,7 @@ async def execute(
     on_coordinator: Any = None,
     control: ExecutionControl | None = None,
     run_id: str | None = None,
+    listener: RunListener | None = None,
 ) -> JobResult:
     """Run one execution of a prepared job to its end.
 
@@ -302,6 +325,8 @@ async def execute(
     ``on_coordinator(coordinator)`` is called once it exists (for manual triggers).
     ``control`` pauses/resumes the source and stops at a checkpoint; ``run_id`` (default:
     the execution id) tells components which attempt of the execution this is.
+    ``listener`` hears the execution's events (default: the plugins' notification hooks);
+    a listener that raises is logged and ignored.
     """
     job, cfg = prepared.job, prepared.job.config
     execution_id = execution_id or uuid.uuid4().hex
@@ -322,16 +347,15 @@ async def execute(
             checkpoint=checkpoint_now if checkpointing is not None else None,
         )
 
-    def notify(hook: str, **kwargs: Any) -> None:
-        _notify(plugins, hook, **kwargs)
+    events: RunListener = _Guarded(listener or PluginNotifier(plugins, job, execution_id))
 
     source = prepared.make_source()
     metrics.source_progress = source.progress
     sink = prepared.make_sink()
     dead_letter = prepared.make_dead_letter() if prepared.make_dead_letter else None
     executor = ProcessPoolExecutor(cfg.parallelism) if cfg.parallelism > 1 else None
-    workdir = Path(tempfile.mkdtemp(prefix=f"state-{execution_id[:8]}-", dir=_work_root()))
-    backend = _state_backend(prepared, plugins, workdir)
+    workdir = open_workdir(_work_root(), execution_id, run_id or execution_id)
+    backend = _state_backend(prepared, plugins, workdir.path)
     operators = prepared.stream.build(executor, cfg.parallelism, StateManager(backend))
     run = _Execution(prepared, source, sink, dead_letter, operators, metrics, control)
     if checkpointing is not None:
@@ -343,7 +367,8 @@ async def execute(
             backend=backend,
             operators=operators,
             sinks=[s for s in (sink, dead_letter) if s is not None],
-            notify=notify,
+            listener=events,
+            counts=metrics.counts_at_barrier,
         )
         run.coordinator.next_id = checkpointing.first_checkpoint_id
         coordinator_box.append(run.coordinator)
@@ -363,10 +388,13 @@ async def execute(
             opened.append(dead_letter)
         if run.coordinator is not None and checkpointing and checkpointing.restore_from:
             restored_position = await run.coordinator.restore(checkpointing.restore_from)
+            if checkpointing.restore_from.execution_id == execution_id:
+                # an execution's counts span its attempts (not another execution's)
+                metrics.before = dict(checkpointing.restore_from.state_data.get("counts") or {})
         opened.append(source)  # close() is idempotent, so close it even if open() failed
         await source.open(ctx(prepared.source_label, cfg.source_batch_size), restored_position)
         run.last_position = restored_position
-        notify("pipeline_job_started", job=job, execution_id=execution_id)
+        events.job_started()
         tasks.append(asyncio.create_task(run.pump(), name=f"{job.name}:{execution_id}:source"))
         if run.coordinator is not None:
             tasks.append(asyncio.create_task(run.coordinator.run_timer(), name="checkpoint-timer"))
@@ -391,7 +419,7 @@ async def execute(
             except Exception:
                 log.exception("closing %s failed", type(component).__name__)
         backend.close()
-        shutil.rmtree(workdir, ignore_errors=True)
+        workdir.close()
         if executor is not None:
             executor.shutdown(cancel_futures=True)
         metrics.stopped_at = metrics.started_at + metrics.elapsed
@@ -416,16 +444,7 @@ async def execute(
             checkpoints=tuple(run.coordinator.completed) if run.coordinator else (),
             stopped_at_checkpoint=stopped,
         )
-        if status is ExecutionStatus.FAILED and error is not None:
-            notify(
-                "pipeline_job_failed",
-                job=job,
-                execution_id=execution_id,
-                error=error,
-                result=result,
-            )
-        else:
-            notify("pipeline_job_finished", job=job, execution_id=execution_id, result=result)
+        events.job_ended(result)
     return result
 
 

@@ -1,4 +1,10 @@
-"""PipelineService: one runner instance — scheduler + executor (+ the REST API later)."""
+"""PipelineService: one runner instance — the control plane.
+
+The scheduler, the executor's leases, claims and control requests, and the REST API live
+in this process and never run user code: every execution runs in a worker process
+(``workers=True``, the default; ``False`` runs them in this process, for embedding and
+for tests that use in-process Python objects).
+"""
 
 from __future__ import annotations
 
@@ -34,11 +40,12 @@ class PipelineService:
         *,
         instance: str | None = None,
         checkpoint_url: str | None = None,
-        max_concurrent: int = 32,
+        max_concurrent: int | None = None,
         lease: dt.timedelta = dt.timedelta(seconds=15),
         heartbeat_interval: float = 2.0,
         scheduler_tick: float = 0.5,
         base_dir: str | None = None,
+        workers: bool = True,
     ) -> None:
         self.store = store
         self.plugins = plugins
@@ -53,6 +60,7 @@ class PipelineService:
             heartbeat_interval=heartbeat_interval,
             lease=lease,
             base_dir=base_dir,
+            workers=workers,
         )
         self.scheduler = JobScheduler(
             store, plugins, on_fired=self.executor.poke, tick=scheduler_tick

@@ -1,72 +1,57 @@
-"""JobExecutor: runs executions in this process, with retries, control and heartbeats.
+"""JobExecutor: the executions one owner runs — the original design's executor interface.
 
-Every execution runs as its own asyncio task (the original design's "one thread pool per
-job"): a failing or slow job never holds up another — a slow sink only awaits. Database
-writes go through one writer thread, in order, so the event loop never waits on them.
+The executor composes three parts, each in its own module:
 
-An execution belongs to one runner instance (``owner_instance``) while it runs; the
-heartbeat loop refreshes ``heartbeat_time`` of every execution this instance owns and
-picks up control requests (cancel/pause/resume) that other processes left in the
-database. When this instance's lease is gone (another instance took the execution over),
-the local run is stopped so that it never writes next to its successor.
+- :class:`~pipeline_core.service.journal.Journal` — the one writer of the owner's rows;
+- :class:`~pipeline_core.service.attempts.AttemptLoop` — attempts and retries of each
+  execution, in worker processes (``serve``) or in this process (``pipeline-run run``);
+- :class:`~pipeline_core.service.leases.LeaseKeeper` and
+  :class:`~pipeline_core.service.leases.ClaimLoop` — heartbeats (on a thread), claiming
+  SCHEDULED executions and taking over those whose owner died.
+
+An execution whose lease this owner lost is stopped at once (its worker is SIGKILLed),
+and a run that lost its lease can never complete a checkpoint (FencedCheckpoints), so it
+never writes next to its successor.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
+import os
 import uuid
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
-
-import attrs
 
 from pipeline_core.checkpoint.repository import CheckpointInfo
 from pipeline_core.checkpoint.storage import CheckpointStorage
 from pipeline_core.errors import ExecutionNotFound, LifecycleError, PipelineError
-from pipeline_core.model.job import JobType, PipelineJob
+from pipeline_core.model.job import PipelineJob
 from pipeline_core.plugins.manager import Plugins
-from pipeline_core.runtime.control import ExecutionControl
 from pipeline_core.runtime.metrics import RunMetrics
-from pipeline_core.runtime.prepare import prepare
 from pipeline_core.runtime.result import ExecutionStatus, JobResult
-from pipeline_core.runtime.retry import backoff_seconds, is_retriable
-from pipeline_core.runtime.runner import Checkpointing, execute
+from pipeline_core.service.attempts import AttemptLoop
+from pipeline_core.service.handle import ExecutionHandle
+from pipeline_core.service.journal import Journal
+from pipeline_core.service.leases import ClaimLoop, LeaseKeeper
 from pipeline_core.store import MetadataStore
-from pipeline_core.store.executions import ExecutionRecord, LostOwnership, instance_name
-from pipeline_core.store.recorder import ExecutionRecorder
+from pipeline_core.store.executions import ExecutionRecord, instance_name
 
-__all__ = ["ExecutionHandle", "JobExecutor"]
+__all__ = ["ExecutionHandle", "JobExecutor", "default_slots"]
 
 log = logging.getLogger("pipeline_core.executor")
 
 
-@attrs.define(eq=False)
-class ExecutionHandle:
-    """One execution running in this process."""
-
-    execution_id: str
-    job_name: str
-    task: asyncio.Task[JobResult | None] | None = None
-    inner: asyncio.Task[JobResult] | None = None
-    control: ExecutionControl | None = None
-    metrics: RunMetrics = attrs.field(factory=RunMetrics)
-    retry_count: int = 0
-    cancel_requested: bool = False
-    stop_requested: bool = False
-    lost: bool = False
-    result: JobResult | None = None
-
-    @property
-    def paused(self) -> bool:
-        return self.control is not None and self.control.paused
+def default_slots() -> int:
+    """Executions run at once by default: one per core this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 class JobExecutor:
-    """The original design's JobExecutor (``submit``, ``cancel``, ``get_status``, ``pause``,
-    ``resume``) for one runner instance."""
+    """``submit``, ``cancel``, ``get_status``, ``pause``, ``resume`` (the original
+    interface) and ``checkpoint`` for one owner."""
 
     def __init__(
         self,
@@ -75,65 +60,81 @@ class JobExecutor:
         *,
         instance: str | None = None,
         checkpoint_url: str | None = None,
-        max_concurrent: int = 32,
+        max_concurrent: int | None = None,
         heartbeat_interval: float = 2.0,
         lease: dt.timedelta = dt.timedelta(seconds=15),
         poll_interval: float = 0.5,
         base_dir: str | None = None,
+        workers: bool = True,
+        cancel_grace: float = 30.0,
     ) -> None:
         self.store = store
-        #: relative paths and module:function references of stored jobs resolve from here
-        self.base_dir = base_dir
         self.plugins = plugins
         self.instance = instance or instance_name()
-        self.storage = CheckpointStorage(checkpoint_url)
-        self.max_concurrent = max_concurrent
+        self.base_dir = base_dir
+        self.max_concurrent = max_concurrent or default_slots()
         self.heartbeat_interval = heartbeat_interval
         self.lease = lease
-        self.poll_interval = poll_interval
+        #: a cancelled execution checkpoints and stops; after this many seconds it is killed
+        self.cancel_grace = cancel_grace
         self.running: dict[str, ExecutionHandle] = {}
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix="pipeline-db")
+        self.journal = Journal(store, self.instance)
+        self.attempts = AttemptLoop(
+            self.journal,
+            plugins,
+            CheckpointStorage(checkpoint_url),
+            checkpoint_url=checkpoint_url,
+            base_dir=base_dir,
+            workers=workers,
+            on_done=self._done,
+        )
+        self.claims = ClaimLoop(
+            self.journal,
+            lease=lease,
+            poll_interval=poll_interval,
+            free_slots=lambda: self.max_concurrent - len(self.running),
+            start=self._start,
+            is_running=lambda eid: eid in self.running,
+        )
+        self._leases: LeaseKeeper | None = None
         self._loops: list[asyncio.Task[None]] = []
-        self._wake = asyncio.Event()
-        self._stopping = False
+        self._requests: set[asyncio.Future[None]] = set()
 
-    # --- database writes, in order, off the event loop --------------------------------
+    @property
+    def poll_interval(self) -> float:
+        return self.claims.poll_interval
 
-    def _submit_write(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        def call() -> Any:
-            try:
-                return fn(*args, **kwargs)
-            except LostOwnership as exc:
-                log.warning("%s", exc)
-            except Exception:
-                log.exception("recording %s failed", getattr(fn, "__name__", fn))
-            return None
-
-        return self._writer.submit(call)
-
-    async def _write(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        """Run a database call on the writer thread (after every queued write); raises."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._writer, lambda: fn(*args, **kwargs))
+    @poll_interval.setter
+    def poll_interval(self, value: float) -> None:
+        self.claims.poll_interval = value
 
     # --- lifecycle of the executor ----------------------------------------------------
 
     async def start(self, *, claim: bool = True) -> None:
         """Start heartbeats (and, with ``claim``, claiming SCHEDULED executions and taking
         over executions whose owner's lease expired)."""
-        self._loops.append(asyncio.create_task(self._heartbeat_loop(), name="heartbeat"))
+        self._leases = LeaseKeeper(
+            self.journal,
+            self.running,
+            interval=self.heartbeat_interval,
+            loop=asyncio.get_running_loop(),
+            on_lost=self._lost,
+            on_request=self._request,
+            beat_instance=claim,
+        )
+        self._leases.start()
         if claim:
-            self._loops.append(asyncio.create_task(self._claim_loop(), name="claim"))
+            self._loops.append(asyncio.create_task(self.claims.run(), name="claim"))
 
     def poke(self) -> None:
         """Look for SCHEDULED executions now (after a trigger fired in this process)."""
-        self._wake.set()
+        self.claims.wake.set()
 
     async def stop(self, *, graceful: bool = True, grace: float = 60.0) -> None:
         """Stop every execution here. ``graceful``: each takes a checkpoint and is handed
         back (SCHEDULED, no owner) so that another instance — or this one after a restart
-        — resumes it there; otherwise they are simply cancelled and released."""
-        self._stopping = True
+        — resumes it there; otherwise each is aborted and handed back."""
+        self.claims.paused = True
         for task in self._loops:
             task.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
@@ -141,19 +142,24 @@ class JobExecutor:
         handles = list(self.running.values())
         for h in handles:
             h.stop_requested = True
-            if h.control is not None and h.control.stop_at_checkpoint():
-                continue
-            if h.inner is not None:
-                h.inner.cancel()
-            elif h.task is not None:
-                h.task.cancel()
+            if graceful:
+                h.stop_at_checkpoint()
+            else:
+                h.abort()
         tasks = [h.task for h in handles if h.task is not None]
         if tasks:
-            _done, pending = await asyncio.wait(tasks, timeout=grace if graceful else 5)
+            _done, pending = await asyncio.wait(tasks, timeout=grace if graceful else 10)
+            for h in handles:
+                if h.task in pending:
+                    h.kill()
+            if pending:
+                await asyncio.wait(pending, timeout=10)
             for t in pending:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-        self._writer.shutdown(wait=True)
+        if self._leases is not None:
+            self._leases.stop()
+        await asyncio.to_thread(self.journal.close)
 
     # --- the original interface --------------------------------------------------------
 
@@ -161,56 +167,42 @@ class JobExecutor:
         """Run an execution of ``job_name`` here now: the given SCHEDULED execution (it is
         claimed by this instance) or a new MANUAL one. Returns the execution id."""
         eid = execution_id or uuid.uuid4().hex
+        ex, own = self.store.executions, self.store.ownership
         try:
-            record = await asyncio.to_thread(self.store.executions.get, eid)
+            record = await asyncio.to_thread(ex.get, eid)
         except ExecutionNotFound:
-            record = await asyncio.to_thread(
-                self.store.executions.create, job_name, eid, owner_instance=self.instance
-            )
+            record = await self.journal.call(ex.create, job_name, eid, owner_instance=self.instance)
         else:
             if record.owner_instance not in (None, self.instance):
                 raise LifecycleError(f"execution {eid!r} is owned by {record.owner_instance}")
-            claimed = await asyncio.to_thread(self._claim_one, eid)
+            claimed = await self.journal.call(own.claim_one, eid, self.instance)
             if claimed is None:
                 raise LifecycleError(f"execution {eid!r} is {record.status}, not SCHEDULED")
             record = claimed
         self._start(record)
         return eid
 
-    def _claim_one(self, eid: str) -> ExecutionRecord | None:
-        from sqlalchemy import update
-        from sqlalchemy.orm import Session
-
-        from pipeline_core.store import models as m
-
-        with Session(self.store.engine) as session, session.begin():
-            done = session.execute(
-                update(m.Execution)
-                .where(
-                    m.Execution.execution_id == eid,
-                    m.Execution.status == ExecutionStatus.SCHEDULED.value,
-                    (m.Execution.owner_instance.is_(None))
-                    | (m.Execution.owner_instance == self.instance),
-                )
-                .values(owner_instance=self.instance, heartbeat_time=m.utcnow())
-            )
-        return self.store.executions.get(eid) if done.rowcount else None  # type: ignore[attr-defined]
-
     async def cancel(self, execution_id: str) -> ExecutionStatus:
-        """Cancel an execution wherever it runs; returns the status it had."""
+        """Cancel an execution wherever it runs; returns the status it had. A running one
+        takes a checkpoint and stops (CANCELLED); after ``cancel_grace`` it is killed."""
         h = self.running.get(execution_id)
         if h is not None:
             h.cancel_requested = True
-            if h.inner is not None:
-                h.inner.cancel()
-            elif h.task is not None:
-                h.task.cancel()
+            h.stop_at_checkpoint()
+            asyncio.get_running_loop().call_later(self.cancel_grace, self._force, h)
             return ExecutionStatus.RUNNING
         ex = self.store.executions
-        if await asyncio.to_thread(ex.cancel_unowned, execution_id, "cancelled before it started"):
+        if await self.journal.call(ex.cancel_unowned, execution_id, "cancelled before it started"):
             return ExecutionStatus.SCHEDULED
-        record = await asyncio.to_thread(ex.request_control, execution_id, "cancel")
+        record = await self.journal.call(ex.request_control, execution_id, "cancel")
         return record.status
+
+    def _force(self, h: ExecutionHandle) -> None:
+        if h.task is not None and not h.task.done():
+            log.warning(
+                "execution %s did not stop within %.0f s: killed", h.execution_id, self.cancel_grace
+            )
+            h.kill()
 
     async def pause(self, execution_id: str) -> None:
         await self._pause_resume(execution_id, pause=True)
@@ -221,21 +213,25 @@ class JobExecutor:
     async def _pause_resume(self, execution_id: str, *, pause: bool) -> None:
         h = self.running.get(execution_id)
         if h is None:
-            await asyncio.to_thread(
-                self.store.executions.request_control, execution_id, "pause" if pause else "resume"
+            await self.journal.call(
+                self.store.executions.request_control,
+                execution_id,
+                "pause" if pause else "resume",
             )
             return
-        if h.control is None:
+        if not h.running:
             raise LifecycleError(f"execution {execution_id!r} is not running yet")
         if pause:
-            h.control.pause()
+            h.pause()
         else:
-            h.control.resume()
-        await self._write(self.store.executions.set_paused, execution_id, pause, self.instance)
+            h.resume()
+        await self.journal.call(
+            self.store.executions.set_paused, execution_id, pause, self.instance
+        )
 
     async def checkpoint(self, execution_id: str, savepoint: str | None = None) -> None:
         h = self.running.get(execution_id)
-        if h is not None and h.control is not None and h.control.checkpoint(savepoint):
+        if h is not None and h.checkpoint(savepoint):
             return
         await asyncio.to_thread(self.store.checkpoints.request, execution_id, savepoint)
 
@@ -264,7 +260,7 @@ class JobExecutor:
             h.metrics = metrics
         self.running[record.execution_id] = h
         h.task = asyncio.create_task(
-            self._supervise(h, record, job, restore_from),
+            self.attempts.supervise(h, record, job, restore_from),
             name=f"execution:{record.job_name}:{record.execution_id}",
         )
         return h
@@ -277,268 +273,35 @@ class JobExecutor:
         restore_from: CheckpointInfo | None = None,
         metrics: RunMetrics | None = None,
     ) -> JobResult | None:
-        """Run an execution this process created and owns, with ``job`` as given (which
-        may hold Python functions), to its end. Used by ``pipeline-run run``."""
+        """Run an execution this process owns, with ``job`` as given (which may hold
+        Python functions), to its end. Used by ``pipeline-run run``."""
         h = self._start(record, job=job, restore_from=restore_from, metrics=metrics)
         assert h.task is not None
         return await h.task
 
-    def _restore_point(self, job: PipelineJob, eid: str) -> CheckpointInfo | None:
-        """A retried or taken-over execution resumes from its own newest checkpoint; a new
-        STREAMING execution continues from the job's newest one (its offsets)."""
-        cps = self.store.checkpoints
-        own = cps.latest_completed_of_execution(eid)
-        if own is not None or job.type is not JobType.STREAMING:
-            return own
-        return cps.latest_completed(job.name)
+    def _done(self, h: ExecutionHandle) -> None:
+        self.running.pop(h.execution_id, None)
+        self.poke()
 
-    async def _supervise(
-        self,
-        h: ExecutionHandle,
-        record: ExecutionRecord,
-        job: PipelineJob | None,
-        restore_from: CheckpointInfo | None,
-    ) -> JobResult | None:
-        eid, ex = h.execution_id, self.store.executions
-        try:
-            if job is None:
-                definition = await asyncio.to_thread(
-                    self.store.registry.get, record.job_name, record.job_version
-                )
-                job = definition.to_job(self.base_dir)
-            while True:
-                result = await self._attempt(h, job, restore_from)
-                restore_from = None
-                if result is None:
-                    return None
-                h.result = result
-                if result.status is not ExecutionStatus.FAILED:
-                    return result
-                cfg = job.config
-                if (
-                    h.lost
-                    or h.stop_requested
-                    or not (is_retriable(result.exception) and h.retry_count < cfg.max_retry_times)
-                ):
-                    return result
-                h.retry_count += 1
-                delay = backoff_seconds(cfg, h.retry_count)
-                await self._write(
-                    ex.transition,
-                    eid,
-                    ExecutionStatus.SCHEDULED,
-                    message=(
-                        f"retry {h.retry_count} of {cfg.max_retry_times} in {delay:.1f} s, "
-                        "from the last checkpoint"
-                    ),
-                    owner=self.instance,
-                    retry_count=h.retry_count,
-                )
-                log.warning(
-                    "job %s execution %s failed: %s; retry %d of %d in %.1f s, "
-                    "from the last checkpoint",
-                    h.job_name,
-                    eid,
-                    result.error,
-                    h.retry_count,
-                    cfg.max_retry_times,
-                    delay,
-                )
-                await asyncio.sleep(delay)
-        except asyncio.CancelledError:
-            if not h.stop_requested:  # cancelled while waiting for a retry
-                with contextlib.suppress(Exception):
-                    await self._write(
-                        ex.finish,
-                        eid,
-                        ExecutionStatus.CANCELLED,
-                        message="cancelled",
-                        owner=self.instance,
-                    )
-            else:
-                with contextlib.suppress(Exception):
-                    await self._write(ex.release, eid, f"instance {self.instance} stopped")
-            return None
-        except LostOwnership as exc:
-            log.warning("%s; stopping the local run", exc)
-            return None
-        except Exception as exc:
-            log.exception("execution %s of job %s could not be run", eid, h.job_name)
-            with contextlib.suppress(Exception):
-                await self._write(
-                    ex.finish,
-                    eid,
-                    ExecutionStatus.FAILED,
-                    message=f"{exc}",
-                    owner=self.instance,
-                    error_message=str(exc),
-                )
-            return None
-        finally:
-            self.running.pop(eid, None)
-            self.poke()
-
-    async def _attempt(
-        self, h: ExecutionHandle, job: PipelineJob, restore_from: CheckpointInfo | None
-    ) -> JobResult | None:
-        """One run of the execution, from INITIALIZING to a recorded end."""
-        eid, ex, me = h.execution_id, self.store.executions, self.instance
-        await self._write(ex.transition, eid, ExecutionStatus.INITIALIZING, owner=me)
-        try:
-            prepared = prepare(job, self.plugins)
-        except PipelineError as exc:
-            await self._write(
-                ex.transition,
-                eid,
-                ExecutionStatus.FAILED,
-                message=str(exc),
-                owner=me,
-                error_message=str(exc),
+    def _lost(self, execution_id: str) -> None:
+        h = self.running.get(execution_id)
+        if h is not None and not h.lost:
+            log.warning(
+                "execution %s was taken over by another owner; stopping it here", execution_id
             )
-            return JobResult(
-                job_name=job.name,
-                execution_id=eid,
-                status=ExecutionStatus.FAILED,
-                records_read=0,
-                records_written=0,
-                failed_records=0,
-                dropped_records=0,
-                duration_s=0.0,
-                error=str(exc),
-                exception=exc,
-            )
-        if restore_from is None:
-            restore_from = await asyncio.to_thread(self._restore_point, job, eid)
-        first_id = await asyncio.to_thread(self.store.checkpoints.next_checkpoint_id, eid)
-        history = await asyncio.to_thread(ex.transitions, eid)
-        first_attempt = sum(t.to_status == ExecutionStatus.INITIALIZING for t in history) == 1
-        # the first attempt writes under the execution id (part files are named after it);
-        # any later attempt, here or on another instance, under a fresh id
-        run_id = eid if first_attempt else uuid.uuid4().hex
-        h.control = ExecutionControl()
-        if h.retry_count or h.metrics.records_read:
-            h.metrics = RunMetrics()
-        recorder = ExecutionRecorder(ex, eid, record_end=False, submit=self._submit_write, owner=me)
-        name = f"execution-recorder:{eid}"
-        self.plugins.pm.register(recorder, name=name)
-        try:
-            h.inner = asyncio.create_task(
-                execute(
-                    prepared,
-                    self.plugins,
-                    execution_id=eid,
-                    run_id=run_id,
-                    metrics=h.metrics,
-                    checkpointing=Checkpointing(
-                        repository=self.store.checkpoints,
-                        storage=self.storage,
-                        restore_from=restore_from,
-                        first_checkpoint_id=first_id,
-                    ),
-                    control=h.control,
-                )
-            )
-            try:
-                result = await h.inner
-            except asyncio.CancelledError:
-                if asyncio.current_task().cancelling():  # type: ignore[union-attr]
-                    raise  # the supervisor itself is being cancelled
-                result = None
-        finally:
-            self.plugins.pm.unregister(name=name)
-            h.inner = None
-        if h.lost:
-            return None
-        if result is None:  # the run was cancelled
-            if h.stop_requested:
-                await self._write(ex.release, eid, f"instance {me} stopped", owner=me)
-            else:
-                await self._write(
-                    ex.finish,
-                    eid,
-                    ExecutionStatus.CANCELLED,
-                    message="cancelled",
-                    owner=me,
-                    **_counts(h.metrics),
-                )
-            return None
-        if result.stopped_at_checkpoint:
-            last = result.checkpoints[-1] if result.checkpoints else None
-            await self._write(
-                ex.release, eid, f"instance {me} stopped at checkpoint {last}", owner=me
-            )
-            return result
-        await self._write(
-            ex.finish, eid, result.status, message=result.error, result=result, owner=me
-        )
-        return result
+            h.lost = True
+            h.kill()
 
-    # --- background loops ------------------------------------------------------------------
-
-    async def _heartbeat_loop(self) -> None:
-        while True:
-            try:
-                await self._beat()
-            except Exception:
-                log.exception("heartbeat failed")
-            await asyncio.sleep(self.heartbeat_interval)
-
-    async def _beat(self) -> None:
-        await self._write(self.store.instances.beat, self.instance)
-        if not self.running:
-            return
-        progress = {
-            eid: (h.metrics.records_read, h.metrics.failed_records)
-            for eid, h in self.running.items()
-        }
-        owned, requests = await self._write(self.store.executions.beat, self.instance, progress)
-        for eid in progress.keys() - owned:
-            h = self.running.get(eid)
-            if h is not None and not h.lost:
-                log.warning("execution %s was taken over by another instance; stopping here", eid)
-                h.lost = True
-                if h.inner is not None:
-                    h.inner.cancel()
-                elif h.task is not None:
-                    h.task.cancel()
-        for eid, action in requests.items():
+    def _request(self, execution_id: str, action: str) -> None:
+        async def act() -> None:
             try:
                 if action == "cancel":
-                    await self.cancel(eid)
+                    await self.cancel(execution_id)
                 elif action in ("pause", "resume"):
-                    await self._pause_resume(eid, pause=action == "pause")
+                    await self._pause_resume(execution_id, pause=action == "pause")
             except PipelineError as exc:
-                log.warning("control request %s for %s: %s", action, eid, exc)
+                log.warning("control request %s for %s: %s", action, execution_id, exc)
 
-    async def _claim_loop(self) -> None:
-        while True:
-            try:
-                if not self._stopping:
-                    await self._claim()
-                    await self._take_over()
-            except Exception:
-                log.exception("claiming executions failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
-            self._wake.clear()
-
-    async def _claim(self) -> None:
-        free = self.max_concurrent - len(self.running)
-        if free <= 0:
-            return
-        for record in await asyncio.to_thread(self.store.executions.claim, self.instance, free):
-            log.info("running %s execution %s", record.job_name, record.execution_id)
-            self._start(record)
-
-    async def _take_over(self) -> None:
-        ex = self.store.executions
-        for eid, owner in await asyncio.to_thread(ex.expired, self.lease):
-            if eid in self.running:
-                continue  # ours: the heartbeat is merely late
-            if await asyncio.to_thread(ex.take_over, eid, owner, self.lease):
-                log.warning("took over execution %s from %s (lease expired)", eid, owner)
-                self.poke()
-
-
-def _counts(metrics: RunMetrics) -> dict[str, Any]:
-    return {"processed_records": metrics.records_read, "failed_records": metrics.failed_records}
+        task = asyncio.ensure_future(act())
+        self._requests.add(task)
+        task.add_done_callback(self._requests.discard)

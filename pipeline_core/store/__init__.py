@@ -14,6 +14,7 @@ from pipeline_core.store.engine import database_url, make_engine, safe_url
 from pipeline_core.store.executions import ExecutionRecord, ExecutionStore, Transition
 from pipeline_core.store.instances import InstanceRecord, InstanceStore
 from pipeline_core.store.migrate import check_schema, upgrade
+from pipeline_core.store.ownership import OwnershipStore
 from pipeline_core.store.registry import ImportReport, JobDefinition, JobRegistry
 from pipeline_core.store.schedules import Fired, ScheduleRecord, ScheduleStore
 
@@ -69,6 +70,7 @@ class MetadataStore:
         self.checkpoints = DbCheckpointRepository(engine)
         self.schedules = ScheduleStore(engine)
         self.instances = InstanceStore(engine)
+        self.ownership = OwnershipStore(engine, self.executions)
 
     @property
     def is_sqlite(self) -> bool:

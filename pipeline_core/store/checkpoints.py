@@ -61,8 +61,23 @@ class DbCheckpointRepository:
                 )
             )
 
-    def _set(self, execution_id: str, checkpoint_id: int, **values: Any) -> None:
+    def _set(
+        self, execution_id: str, checkpoint_id: int, owner: str | None = None, **values: Any
+    ) -> None:
         with Session(self.engine) as session, session.begin():
+            if owner is not None:
+                holder = session.execute(
+                    select(m.Execution.owner_instance)
+                    .where(m.Execution.execution_id == execution_id)
+                    .with_for_update()
+                ).scalar_one_or_none()
+                if holder != owner:
+                    from pipeline_core.store.executions import LostOwnership
+
+                    raise LostOwnership(
+                        f"checkpoint {checkpoint_id} of execution {execution_id!r} refused: "
+                        f"the execution is owned by {holder!r} now, not {owner!r}"
+                    )
             session.execute(
                 update(m.Checkpoint)
                 .where(
@@ -86,10 +101,15 @@ class DbCheckpointRepository:
         state_data: dict[str, Any],
         storage_path: str,
         size: int,
+        owner: str | None = None,
     ) -> None:
+        """Mark a checkpoint COMPLETED; with ``owner``, only while that owner holds the
+        execution (checked under its row lock, in the same transaction): a run that lost
+        its lease can never complete a checkpoint, so its sinks never commit."""
         self._set(
             execution_id,
             checkpoint_id,
+            owner,
             status="COMPLETED",
             state_data=state_data,
             storage_path=storage_path,
@@ -123,6 +143,16 @@ class DbCheckpointRepository:
                 )
                 .order_by(m.Checkpoint.checkpoint_id.desc())
                 .limit(1)
+            ).scalar_one_or_none()
+            return _info(row) if row else None
+
+    def get(self, execution_id: str, checkpoint_id: int) -> CheckpointInfo | None:
+        with Session(self.engine) as session:
+            row = session.execute(
+                select(m.Checkpoint).where(
+                    m.Checkpoint.execution_id == execution_id,
+                    m.Checkpoint.checkpoint_id == checkpoint_id,
+                )
             ).scalar_one_or_none()
             return _info(row) if row else None
 

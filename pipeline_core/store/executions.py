@@ -7,7 +7,7 @@ import os
 import socket
 
 import attrs
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from pipeline_core.errors import ExecutionNotFound, JobNotFound, LifecycleError
@@ -15,7 +15,14 @@ from pipeline_core.runtime.lifecycle import ACTIVE, check_transition
 from pipeline_core.runtime.result import ExecutionStatus, JobResult
 from pipeline_core.store import models as m
 
-__all__ = ["ExecutionRecord", "ExecutionStore", "LostOwnership", "Transition", "instance_name"]
+__all__ = [
+    "AttemptRecord",
+    "ExecutionRecord",
+    "ExecutionStore",
+    "LostOwnership",
+    "Transition",
+    "instance_name",
+]
 
 TERMINAL = frozenset({ExecutionStatus.COMPLETED, ExecutionStatus.FAILED, ExecutionStatus.CANCELLED})
 _ACTIVE = [s.value for s in ACTIVE]
@@ -28,6 +35,25 @@ class LostOwnership(LifecycleError):
 def instance_name() -> str:
     """This runner process: ``host:pid``."""
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def owner_is_gone(owner: str | None) -> bool:
+    """True when ``owner`` names a process of this host (``host:pid``) that no longer
+    runs (or is a zombie): it is dead whatever its last heartbeat says. Owners on other
+    hosts, or with names of their own, are judged by their heartbeat alone."""
+    if not owner or owner.count(":") != 1:
+        return False
+    host, _, pid = owner.partition(":")
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        stat = open(f"/proc/{pid}/stat", "rb").read()  # noqa: SIM115 - tiny read
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    state = stat.rsplit(b")", 1)[-1].split()[0:1]
+    return state in ([b"Z"], [b"X"])
 
 
 @attrs.frozen(kw_only=True)
@@ -50,6 +76,27 @@ class ExecutionRecord:
     heartbeat_time: dt.datetime | None
     scheduled_time: dt.datetime | None = None
     paused: bool = False
+    #: attempts started so far (a retry, a take-over and a resume each start one)
+    attempt: int = 0
+    #: the execution that replaced this one (it is closed and never runs again)
+    superseded_by: str | None = None
+    #: (execution id, checkpoint id) this execution started from, if it continues another
+    resumed_from: tuple[str, int] | None = None
+
+
+@attrs.frozen(kw_only=True)
+class AttemptRecord:
+    """One run of an execution by one owner."""
+
+    attempt: int
+    run_id: str
+    owner_instance: str | None
+    start_time: dt.datetime
+    end_time: dt.datetime | None
+    status: str
+    processed_records: int
+    failed_records: int
+    end_reason: str | None
 
 
 @attrs.frozen
@@ -80,6 +127,13 @@ def _record(row: m.Execution) -> ExecutionRecord:
         heartbeat_time=row.heartbeat_time,
         scheduled_time=row.scheduled_time,
         paused=bool(row.paused),
+        attempt=row.attempt or 0,
+        superseded_by=row.superseded_by,
+        resumed_from=(
+            (row.resumed_from_execution, int(row.resumed_from_checkpoint))
+            if row.resumed_from_execution and row.resumed_from_checkpoint is not None
+            else None
+        ),
     )
 
 
@@ -227,60 +281,6 @@ class ExecutionStore:
         elif to_status is ExecutionStatus.SCHEDULED:
             row.end_time = row.duration_ms = None
 
-    # --- runner instances: claiming, heartbeats, take-over ---------------------------
-
-    def claim(self, instance: str, limit: int) -> list[ExecutionRecord]:
-        """Take up to ``limit`` SCHEDULED executions that no instance owns (oldest first).
-        ``SKIP LOCKED``: instances claiming at the same moment never get the same one."""
-        if limit <= 0:
-            return []
-        now = m.utcnow()
-        with Session(self.engine) as session, session.begin():
-            rows = (
-                session.execute(
-                    select(m.Execution)
-                    .where(
-                        m.Execution.status == ExecutionStatus.SCHEDULED.value,
-                        m.Execution.owner_instance.is_(None),
-                    )
-                    .order_by(m.Execution.start_time, m.Execution.id)
-                    .limit(limit)
-                    .with_for_update(skip_locked=True)
-                )
-                .scalars()
-                .all()
-            )
-            for row in rows:
-                row.owner_instance, row.heartbeat_time = instance, now
-            session.flush()
-            return [_record(r) for r in rows]
-
-    def beat(
-        self, instance: str, progress: dict[str, tuple[int, int]]
-    ) -> tuple[set[str], dict[str, str]]:
-        """Heartbeat of every execution ``instance`` runs (``progress``: id → (processed,
-        failed)). Returns the ids it still owns, and control requests ("cancel", "pause",
-        "resume") other processes left for them (taken, so each is seen once)."""
-        now = m.utcnow()
-        requests: dict[str, str] = {}
-        with Session(self.engine) as session, session.begin():
-            rows = session.execute(
-                select(m.Execution)
-                .where(
-                    m.Execution.execution_id.in_(list(progress)),
-                    m.Execution.owner_instance == instance,
-                )
-                .with_for_update()
-            ).scalars()
-            owned = set()
-            for row in rows:
-                owned.add(row.execution_id)
-                row.heartbeat_time = now
-                row.processed_records, row.failed_records = progress[row.execution_id]
-                if row.control_request:
-                    requests[row.execution_id], row.control_request = row.control_request, None
-            return owned, requests
-
     def request_control(self, execution_id: str, action: str) -> ExecutionRecord:
         """Leave "cancel" / "pause" / "resume" for the instance that owns the execution."""
         with Session(self.engine) as session, session.begin():
@@ -318,95 +318,6 @@ class ExecutionStore:
                     message="paused" if paused else "resumed",
                 )
             )
-
-    def release(self, execution_id: str, message: str, *, owner: str | None = None) -> bool:
-        """Give an execution back to the pool so that any instance resumes it from its
-        last checkpoint: an active one goes FAILED → SCHEDULED, without an owner. Used on
-        graceful shutdown and when an owner's lease expired. Pending checkpoints of the
-        stopped run are marked FAILED."""
-        now = m.utcnow()
-        with Session(self.engine) as session, session.begin():
-            row = self._row(session, execution_id, lock=True)
-            if owner is not None and row.owner_instance != owner:
-                return False
-            status = ExecutionStatus(row.status)
-            if status not in ACTIVE:
-                return False
-            if status is not ExecutionStatus.SCHEDULED:
-                self._move(session, row, ExecutionStatus.FAILED, now, message)
-                self._move(
-                    session,
-                    row,
-                    ExecutionStatus.SCHEDULED,
-                    now,
-                    "to be resumed from its last checkpoint",
-                )
-            else:
-                session.add(
-                    m.ExecutionTransition(
-                        execution_id=execution_id,
-                        from_status=row.status,
-                        to_status=row.status,
-                        transition_time=now,
-                        message=message,
-                    )
-                )
-            row.owner_instance, row.paused, row.heartbeat_time = None, False, None
-            session.execute(
-                update(m.Checkpoint)
-                .where(
-                    m.Checkpoint.execution_id == execution_id,
-                    m.Checkpoint.status == "PENDING",
-                )
-                .values(status="FAILED", complete_time=now)
-            )
-            return True
-
-    def expired(self, lease: dt.timedelta, limit: int = 20) -> list[tuple[str, str | None]]:
-        """(execution id, owner) of owned active executions whose heartbeat is older than
-        ``lease`` — their instance died or hangs."""
-        cutoff = m.utcnow() - lease
-        with Session(self.engine) as session:
-            rows = session.execute(
-                select(m.Execution.execution_id, m.Execution.owner_instance)
-                .where(
-                    m.Execution.status.in_(_ACTIVE),
-                    m.Execution.owner_instance.is_not(None),
-                    m.Execution.heartbeat_time < cutoff,
-                )
-                .limit(limit)
-            ).all()
-            return [(eid, owner) for eid, owner in rows]
-
-    def take_over(self, execution_id: str, owner: str | None, lease: dt.timedelta) -> bool:
-        """Release ``execution_id`` if ``owner`` still holds it and its heartbeat is still
-        stale (checked again under the row lock)."""
-        cutoff = m.utcnow() - lease
-        with Session(self.engine) as session, session.begin():
-            row = session.execute(
-                select(m.Execution)
-                .where(m.Execution.execution_id == execution_id)
-                .with_for_update(skip_locked=True)
-            ).scalar_one_or_none()
-            if (
-                row is None
-                or row.owner_instance != owner
-                or row.heartbeat_time is None
-                or row.heartbeat_time >= cutoff
-            ):
-                return False
-        return self.release(
-            execution_id,
-            f"owner instance {owner} stopped heart-beating (lease {lease.total_seconds():g} s)",
-            owner=owner,
-        )
-
-    def heartbeat(self, execution_id: str, *, processed: int, failed: int) -> None:
-        """Progress and liveness of a running execution."""
-        with Session(self.engine) as session, session.begin():
-            row = self._row(session, execution_id)
-            row.processed_records, row.failed_records = processed, failed
-            row.heartbeat_time = m.utcnow()
 
     def get(self, execution_id: str) -> ExecutionRecord:
         with Session(self.engine) as session:

@@ -40,6 +40,7 @@ __all__ = [
     "Base",
     "Checkpoint",
     "Execution",
+    "ExecutionAttempt",
     "ExecutionTransition",
     "JobConfigRow",
     "JobDefinition",
@@ -150,6 +151,15 @@ class Execution(Base):
     paused: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
     #: The trigger time this execution is for (a cron tick, an event's arrival).
     scheduled_time: Mapped[dt.datetime | None] = mapped_column(DateTime())
+    #: How many attempts have started (a retry, a take-over and a resume each start one).
+    attempt: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    #: The execution that replaced this one: it is closed and never run again.
+    superseded_by: Mapped[str | None] = mapped_column(String(100))
+    #: The checkpoint this execution started from when it continues another execution
+    #: (``run --resume``, a savepoint): where a retry or take-over restarts before it has
+    #: checkpoints of its own.
+    resumed_from_execution: Mapped[str | None] = mapped_column(String(100))
+    resumed_from_checkpoint: Mapped[int | None] = mapped_column(BigInteger)
 
     __table_args__ = (
         Index("idx_execution_id", "execution_id"),
@@ -176,6 +186,36 @@ class ExecutionTransition(Base):
     message: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("idx_transition_execution", "execution_id", "id"),)
+
+
+class ExecutionAttempt(Base):
+    """One run of an execution by one owner: from its start to its end (or the moment
+    another owner found it dead), with its own counts and the reason it ended."""
+
+    __tablename__ = "pipeline_job_execution_attempt"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    execution_id: Mapped[str] = mapped_column(
+        String(100), ForeignKey("pipeline_job_execution.execution_id"), nullable=False
+    )
+    attempt: Mapped[int] = mapped_column(Integer, nullable=False)
+    run_id: Mapped[str] = mapped_column(String(100), nullable=False)
+    owner_instance: Mapped[str | None] = mapped_column(String(200))
+    start_time: Mapped[dt.datetime] = _now_column()
+    end_time: Mapped[dt.datetime | None] = mapped_column(DateTime())
+    #: RUNNING while it lives; then COMPLETED / FAILED / CANCELLED / LOST / RELEASED
+    status: Mapped[str] = mapped_column(String(50), nullable=False)
+    processed_records: Mapped[int] = mapped_column(
+        BigInteger, nullable=False, server_default=text("0")
+    )
+    failed_records: Mapped[int] = mapped_column(
+        BigInteger, nullable=False, server_default=text("0")
+    )
+    end_reason: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        UniqueConstraint("execution_id", "attempt", name="uq_attempt_execution_attempt"),
+    )
 
 
 class Checkpoint(Base):

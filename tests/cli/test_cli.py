@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import orjson
+import pytest
 
 from pipeline_core import load_plugins
 from tests.conftest import BIN, REPO, pipeline_run
@@ -91,9 +92,9 @@ def test_connectors_lists_the_file_connector() -> None:
     assert "memory" in core_row
 
 
-def test_ctrl_c_stops_the_job_and_leaves_no_partial_output(tmp_path: Path) -> None:
+def _slow_job(tmp_path: Path, records: int = 20_000) -> None:
     with open(tmp_path / "in.jsonl", "wb") as f:
-        for i in range(50_000):
+        for i in range(records):
             f.write(orjson.dumps({"i": i}) + b"\n")
     (tmp_path / "job.yaml").write_text(
         "name: slow\n"
@@ -101,6 +102,12 @@ def test_ctrl_c_stops_the_job_and_leaves_no_partial_output(tmp_path: Path) -> No
         "transform: [{type: rate_limit, per_second: 5000}]\n"
         "sink: {type: file, config: {path: out, max_records_per_file: 1000}}\n"
     )
+
+
+def _start_slow(tmp_path: Path, *, ignore_sigint: bool = False) -> subprocess.Popen[str]:
+    def ignore() -> None:  # what a shell does to a job started in the background
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
     proc = subprocess.Popen(
         [str(BIN / "pipeline-run"), "run", "--no-progress", "job.yaml"],
         cwd=tmp_path,
@@ -108,6 +115,7 @@ def test_ctrl_c_stops_the_job_and_leaves_no_partial_output(tmp_path: Path) -> No
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "COLUMNS": "200"},
+        preexec_fn=ignore if ignore_sigint else None,
     )
     out = tmp_path / "out"
     deadline = time.monotonic() + 30
@@ -120,15 +128,58 @@ def test_ctrl_c_stops_the_job_and_leaves_no_partial_output(tmp_path: Path) -> No
         proc.kill()
         raise AssertionError("the job never started writing")
     assert proc.poll() is None, "the job finished before it could be interrupted"
-    proc.send_signal(signal.SIGINT)
+    return proc
+
+
+def _published(out: Path) -> list[int]:
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")], "unfinished parts"
+    return sorted(
+        orjson.loads(line)["i"] for f in out.glob("*.jsonl") for line in f.read_bytes().splitlines()
+    )
+
+
+@pytest.mark.parametrize(
+    ("sig", "ignore_sigint"),
+    [(signal.SIGINT, False), (signal.SIGINT, True), (signal.SIGTERM, False)],
+    ids=["SIGINT", "SIGINT-ignored-by-parent", "SIGTERM"],
+)
+def test_a_signal_checkpoints_stops_and_resume_finishes_exactly_once(
+    tmp_path: Path, sig: signal.Signals, ignore_sigint: bool
+) -> None:
+    """docs/cli.md: the first SIGINT or SIGTERM takes a checkpoint and stops — CANCELLED,
+    output up to the checkpoint committed — whatever signals the parent ignored."""
+    _slow_job(tmp_path)
+    proc = _start_slow(tmp_path, ignore_sigint=ignore_sigint)
+    proc.send_signal(sig)
     stdout, stderr = proc.communicate(timeout=30)
-    assert proc.returncode == 130, stderr
-    assert "CANCELLED" in stdout
-    assert "Traceback" not in stderr
-    assert list(out.iterdir()) == []  # no complete-looking file, no temp file left behind
+    assert proc.returncode == 128 + sig, stderr
+    assert "CANCELLED" in stdout and "Traceback" not in stderr
+    assert "--resume" in stderr  # it says how to continue
+    out = tmp_path / "out"
+    first = _published(out)
+    assert first == list(range(len(first))) and 0 < len(first) < 20_000
     listed = pipeline_run("executions", "--json", cwd=tmp_path)
     (execution,) = orjson.loads(listed.stdout)
     assert execution["status"] == "CANCELLED" and execution["end_time"] is not None
+    resumed = pipeline_run("run", "--no-progress", "--resume", "job.yaml", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert _published(out) == list(range(20_000))
+
+
+def test_a_second_signal_stops_at_once_without_partial_output(tmp_path: Path) -> None:
+    _slow_job(tmp_path)
+    proc = _start_slow(tmp_path)
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130, stderr
+    assert "CANCELLED" in stdout and "Traceback" not in stderr
+    out = tmp_path / "out"
+    first = _published(out)  # only whole, committed parts; a prefix of the input
+    assert first == list(range(len(first)))
+    resumed = pipeline_run("run", "--no-progress", "--resume", "job.yaml", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert _published(out) == list(range(20_000))
 
 
 def test_python_example_runs(tmp_path: Path) -> None:

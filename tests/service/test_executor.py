@@ -113,8 +113,13 @@ async def test_retries_resume_from_the_last_checkpoint(
     assert path.count(S.FAILED) == 2 and path.count(S.INITIALIZING) == 3
     retries = [t.message for t in store.executions.transitions(eid) if t.from_status == S.FAILED]
     assert retries[0].startswith("retry 1 of 3") and retries[1].startswith("retry 2 of 3")
-    # the second attempt resumed past 0: it did not read everything again
-    assert rec.processed_records < 100
+    # the execution's count spans its attempts; the later attempts resumed past 0: they
+    # did not read everything again
+    assert rec.processed_records == 100
+    attempts = store.ownership.attempts(eid)
+    assert [a.status for a in attempts] == ["FAILED", "FAILED", "COMPLETED"]
+    assert attempts[-1].processed_records < 100
+    assert len({a.run_id for a in attempts}) == 3 and attempts[0].run_id == eid
 
 
 async def test_retries_stop_at_the_maximum_and_the_error_is_recorded(
@@ -292,7 +297,7 @@ async def test_graceful_stop_hands_over_at_a_checkpoint(
     rec = store.executions.get(eid)
     assert (rec.status, rec.owner_instance) == (S.SCHEDULED, None)
     assert store.checkpoints.latest_completed_of_execution(eid) is not None
-    assert "stopped at checkpoint" in store.executions.transitions(eid)[-2].message
+    assert "stopped after checkpoint" in store.executions.transitions(eid)[-2].message
     second = make("second")
     await second.start()
     try:

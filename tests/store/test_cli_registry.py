@@ -28,7 +28,7 @@ def test_upgrade_import_list_run_executions(db_url: str, tmp_path: Path) -> None
 
     code, out, err = cli(db_url, "db", "upgrade", cwd=tmp_path)
     assert code == 0, err
-    expected = "upgraded from nothing to 0003" if db_url.startswith("postgresql") else "up to date"
+    expected = "upgraded from nothing to 0004" if db_url.startswith("postgresql") else "up to date"
     assert expected in out.replace("\n", " ")
     code, out, _ = cli(db_url, "db", "current", cwd=tmp_path)
     assert code == 0 and "up to date" in out

@@ -42,7 +42,8 @@ def test_lifecycle_is_recorded_with_times_counts_and_errors(store: MetadataStore
     )
     ex.transition("e-1", S.INITIALIZING)
     ex.transition("e-1", S.RUNNING)
-    ex.heartbeat("e-1", processed=50, failed=1)
+    owned, _ = store.ownership.beat(rec.owner_instance or "", {"e-1": (50, 1, 50, 1)})
+    assert owned == {"e-1"}
     assert ex.get("e-1").processed_records == 50
     done = ex.transition(
         "e-1", S.FAILED, message="boom", result=result(S.FAILED, "ValueError: boom")
