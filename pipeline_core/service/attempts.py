@@ -285,6 +285,12 @@ class AttemptLoop:
         worker = WorkerProcess(spec, listener=listener, checkpoints=checkpoints, metrics=h.metrics)
         worker.start()
         h.worker = worker
+        log.info(
+            "execution %s attempt %d runs in worker process %s",
+            h.execution_id,
+            h.attempt,
+            worker.pid,
+        )
         if h.paused:
             worker.control("pause")
         try:
