@@ -26,6 +26,10 @@ def serve(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     """serve --jobs examples/ (the quickstart job among them) with an admin token."""
     port = free_port()
     env = {**os.environ, "PIPELINE_API_ADMIN_TOKENS": "adm", "COLUMNS": "200"}
+    # a copy: the quickstart's output and working files must not land in the checkout
+    shutil.copytree(
+        REPO / "examples", tmp_path / "examples", ignore=shutil.ignore_patterns("output")
+    )
     proc = subprocess.Popen(
         [
             str(BIN / "pipeline-run"),
@@ -33,13 +37,13 @@ def serve(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
             f"sqlite:///{tmp_path / 'meta.db'}",
             "serve",
             "--jobs",
-            str(REPO / "examples"),
+            str(tmp_path / "examples"),
             "--port",
             str(port),
             "--checkpoint-url",
             str(tmp_path / "cp"),
         ],
-        cwd=REPO,  # the quickstart's paths are relative to the repository
+        cwd=tmp_path,  # the quickstart's paths are relative to the working directory
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=(tmp_path / "serve.log").open("wb"),
@@ -92,6 +96,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
         text=True,
         timeout=200,
         env={**env, "NO_COLOR": "1"},
+        cwd=tmp_path,  # schemathesis keeps a cache in .schemathesis/ of its working directory
     )
     assert run.returncode == 0, run.stdout[-6000:]
     assert "passed" in run.stdout and " failed" not in run.stdout.split("SUMMARY")[-1]
