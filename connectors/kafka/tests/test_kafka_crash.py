@@ -41,7 +41,9 @@ def tag(record):
 """
 
 
-def write_job(tmp: Path, src: str, dst: str, name: str, transform: list[Any]) -> Path:
+def write_job(
+    tmp: Path, src: str, dst: str, name: str, transform: list[Any], **config: Any
+) -> Path:
     (tmp / "fns.py").write_text(FNS)
     path = tmp / f"{name}.yaml"
     path.write_text(
@@ -64,7 +66,7 @@ def write_job(tmp: Path, src: str, dst: str, name: str, transform: list[Any]) ->
                     "type": "kafka",
                     "config": {"bootstrap_servers": BOOTSTRAP, "topic": dst, "key_field": "user"},
                 },
-                "config": {"checkpoint_interval": "300ms", "state_backend": "lmdb"},
+                "config": {"checkpoint_interval": "300ms", "state_backend": "lmdb", **config},
             }
         )
     )
@@ -144,6 +146,9 @@ async def test_group_members_share_partitions_and_take_over(kafka: Broker, tmp_p
         dst,
         "kafka-group",
         [{"type": "map", "function": "fns:tag"}],
+        # two foreground runs of one job at once: the job must allow it (else the second
+        # run refuses: the job is running under a live owner)
+        allow_concurrent=True,
     )
     a = start(tmp_path, job, resume=False)
     b = start(tmp_path, job, resume=False)
