@@ -104,6 +104,7 @@ async def test_retries_resume_from_the_last_checkpoint(
         config={"max_retry_times": 3, "checkpoint_interval": "50ms"},
     )
     store.registry.register(job)
+    metrics = service.metrics
     eid = service.scheduler.trigger_job("flaky")
     await until(lambda: status(store, eid) is S.COMPLETED, what="COMPLETED after retries")
     rec = store.executions.get(eid)
@@ -120,6 +121,15 @@ async def test_retries_resume_from_the_last_checkpoint(
     assert [a.status for a in attempts] == ["FAILED", "FAILED", "COMPLETED"]
     assert attempts[-1].processed_records < 100
     assert len({a.run_id for a in attempts}) == 3 and attempts[0].run_id == eid
+    # metrics count executions, not attempts: one execution, completed, all 100 records
+    await until(
+        lambda: 'job_success_rate{job_name="flaky"} 1.0' in metrics.exposition().decode(),
+        what="success rate",
+    )
+    text = metrics.exposition().decode()
+    assert 'job_execution_count_total{job_name="flaky",status="COMPLETED"} 1.0' in text
+    assert 'status="FAILED"' not in text
+    assert 'records_processed_total{job_name="flaky"} 100.0' in text
 
 
 async def test_retries_stop_at_the_maximum_and_the_error_is_recorded(
