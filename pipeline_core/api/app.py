@@ -119,6 +119,7 @@ class Api:
                 r,
                 throughput=self._throughput(execution_id),
                 transitions=self.store.executions.transitions(execution_id),
+                attempts=self.store.ownership.attempts(execution_id),
             )
 
         return await run_in_threadpool(read)

@@ -9,7 +9,7 @@ import datetime as dt
 from typing import Any
 
 from pipeline_core.checkpoint.repository import CheckpointInfo
-from pipeline_core.store.executions import ExecutionRecord, Transition
+from pipeline_core.store.executions import AttemptRecord, ExecutionRecord, Transition
 from pipeline_core.store.registry import JobDefinition
 from pipeline_core.store.schedules import ScheduleRecord
 
@@ -127,6 +127,19 @@ SCHEMAS: dict[str, Any] = {
     "Transition": _object(
         {"from_status": _STR_N, "to_status": _STR, "time": _TIME, "message": _STR_N}
     ),
+    "Attempt": _object(
+        {
+            "attempt": _INT,
+            "run_id": _STR,
+            "owner_instance": _STR_N,
+            "start_time": _TIME,
+            "end_time": _TIME_N,
+            "status": _STR,
+            "processed_records": _INT,
+            "failed_records": _INT,
+            "end_reason": _STR_N,
+        }
+    ),
     "Execution": _object(
         {
             "execution_id": _STR,
@@ -146,6 +159,8 @@ SCHEMAS: dict[str, Any] = {
             "scheduled_time": _TIME_N,
             "owner_instance": _STR_N,
             "heartbeat_time": _TIME_N,
+            "attempt": _INT,
+            "superseded_by": _STR_N,
         }
     ),
     "ExecutionDetail": {
@@ -155,6 +170,7 @@ SCHEMAS: dict[str, Any] = {
                 {
                     "error_stack_trace": _STR_N,
                     "transitions": {"type": "array", "items": _ref("Transition")},
+                    "attempts": {"type": "array", "items": _ref("Attempt")},
                 }
             ),
         ]
@@ -245,6 +261,7 @@ def execution_doc(
     *,
     throughput: float | None = None,
     transitions: list[Transition] | None = None,
+    attempts: list[AttemptRecord] | None = None,
 ) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "execution_id": r.execution_id,
@@ -264,7 +281,24 @@ def execution_doc(
         "scheduled_time": _time(r.scheduled_time),
         "owner_instance": r.owner_instance,
         "heartbeat_time": _time(r.heartbeat_time),
+        "attempt": r.attempt,
+        "superseded_by": r.superseded_by,
     }
+    if attempts is not None:
+        doc["attempts"] = [
+            {
+                "attempt": a.attempt,
+                "run_id": a.run_id,
+                "owner_instance": a.owner_instance,
+                "start_time": _time(a.start_time),
+                "end_time": _time(a.end_time),
+                "status": a.status,
+                "processed_records": a.processed_records,
+                "failed_records": a.failed_records,
+                "end_reason": a.end_reason,
+            }
+            for a in attempts
+        ]
     if transitions is not None:
         doc["error_stack_trace"] = r.error_stack_trace
         doc["transitions"] = [

@@ -193,6 +193,7 @@ async def _run(
                         prepared.job,
                         restore_from=recording.restore_from,
                         metrics=metrics,
+                        prepared=prepared,
                     )
                 )
             else:

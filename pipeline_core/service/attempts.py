@@ -25,7 +25,7 @@ from pipeline_core.model.job import JobType, PipelineJob
 from pipeline_core.plugins.manager import Plugins
 from pipeline_core.runtime.control import ExecutionControl
 from pipeline_core.runtime.metrics import RunMetrics
-from pipeline_core.runtime.prepare import prepare
+from pipeline_core.runtime.prepare import PreparedJob, prepare
 from pipeline_core.runtime.result import ExecutionStatus, JobResult
 from pipeline_core.runtime.retry import backoff_seconds, is_retriable
 from pipeline_core.runtime.runner import Checkpointing, execute
@@ -74,7 +74,11 @@ class AttemptLoop:
         record: ExecutionRecord,
         job: PipelineJob | None,
         restore_from: CheckpointInfo | None,
+        prepared: PreparedJob | None = None,
     ) -> JobResult | None:
+        """Run the execution to its end. ``job`` (with ``prepared``, when the caller
+        validated it already): run it in this process as given; None: load the
+        definition of ``record`` from the registry and run it in worker processes."""
         eid, ex, j = h.execution_id, self.store.executions, self.journal
         listener: ExecutionJournal | None = None
         try:
@@ -88,7 +92,9 @@ class AttemptLoop:
             listener = ExecutionJournal(j, self.plugins, job, eid)
             origin = restore_from
             while True:
-                result = await self._attempt(h, job, dag, listener, restore_from, record, origin)
+                result = await self._attempt(
+                    h, job, dag, listener, restore_from, record, origin, prepared
+                )
                 restore_from = None
                 if result is None:
                     return None
@@ -197,6 +203,7 @@ class AttemptLoop:
         restore_from: CheckpointInfo | None,
         record: ExecutionRecord,
         origin: CheckpointInfo | None,
+        prepared: PreparedJob | None,
     ) -> JobResult | None:
         eid, ex, j, me = h.execution_id, self.store.executions, self.journal, self.owner
         await j.call(ex.transition, eid, S.INITIALIZING, owner=me)
@@ -214,23 +221,27 @@ class AttemptLoop:
                 h, job, dag, listener, checkpoints, run_id, restore_from, first_id
             )
         else:
-            result = await self._here(h, job, listener, checkpoints, run_id, restore_from, first_id)
+            result = await self._here(
+                h, job, prepared, listener, checkpoints, run_id, restore_from, first_id
+            )
         return await self._record_end(h, result, listener)
 
     async def _here(
         self,
         h: ExecutionHandle,
         job: PipelineJob,
+        prepared: PreparedJob | None,
         listener: ExecutionJournal,
         checkpoints: FencedCheckpoints,
         run_id: str,
         restore_from: CheckpointInfo | None,
         first_id: int,
     ) -> JobResult | None:
-        try:
-            prepared = prepare(job, self.plugins)
-        except PipelineError as exc:
-            return _failed(job.name, h.execution_id, exc)
+        if prepared is None:  # prepared once: a Stream is a description, reusable
+            try:
+                prepared = prepare(job, self.plugins)
+            except PipelineError as exc:
+                return _failed(job.name, h.execution_id, exc)
         h.control = ExecutionControl()
         if h.paused:
             h.control.pause()

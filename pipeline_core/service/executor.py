@@ -28,6 +28,7 @@ from pipeline_core.errors import ExecutionNotFound, LifecycleError, PipelineErro
 from pipeline_core.model.job import PipelineJob
 from pipeline_core.plugins.manager import Plugins
 from pipeline_core.runtime.metrics import RunMetrics
+from pipeline_core.runtime.prepare import PreparedJob
 from pipeline_core.runtime.result import ExecutionStatus, JobResult
 from pipeline_core.service.attempts import AttemptLoop
 from pipeline_core.service.handle import ExecutionHandle
@@ -254,13 +255,14 @@ class JobExecutor:
         job: PipelineJob | None = None,
         restore_from: CheckpointInfo | None = None,
         metrics: RunMetrics | None = None,
+        prepared: PreparedJob | None = None,
     ) -> ExecutionHandle:
         h = ExecutionHandle(record.execution_id, record.job_name, retry_count=record.retry_count)
         if metrics is not None:
             h.metrics = metrics
         self.running[record.execution_id] = h
         h.task = asyncio.create_task(
-            self.attempts.supervise(h, record, job, restore_from),
+            self.attempts.supervise(h, record, job, restore_from, prepared),
             name=f"execution:{record.job_name}:{record.execution_id}",
         )
         return h
@@ -272,10 +274,14 @@ class JobExecutor:
         *,
         restore_from: CheckpointInfo | None = None,
         metrics: RunMetrics | None = None,
+        prepared: PreparedJob | None = None,
     ) -> JobResult | None:
         """Run an execution this process owns, with ``job`` as given (which may hold
-        Python functions), to its end. Used by ``pipeline-run run``."""
-        h = self._start(record, job=job, restore_from=restore_from, metrics=metrics)
+        Python functions; ``prepared`` if the caller prepared it already) to its end, in
+        this process. Used by ``pipeline-run run``."""
+        h = self._start(
+            record, job=job, restore_from=restore_from, metrics=metrics, prepared=prepared
+        )
         assert h.task is not None
         return await h.task
 

@@ -122,6 +122,9 @@ async def test_start_execution_and_control_routes(live: Live) -> None:
             "INITIALIZING",
             "RUNNING",
         ]
+        (attempt,) = detail["attempts"]
+        assert (attempt["attempt"], attempt["run_id"], attempt["status"]) == (1, quick, "COMPLETED")
+        assert attempt["processed_records"] == 30 and detail["superseded_by"] is None
         r = await c.post(f"/api/executions/{quick}/pause")
         assert r.status_code == 409 and r.json()["error"] == "illegal_state"
 
