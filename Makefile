@@ -24,9 +24,10 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-# Servers the tests need are found or started first (scripts/test-services.sh).
+# Servers the tests need are found or started first (scripts/test-services.sh); those it
+# started are stopped again at the end, whatever the outcome.
 test: lint typecheck
-	eval "$$(scripts/test-services.sh)" && $(BIN)/pytest
+	trap 'scripts/test-services.sh stop' EXIT; eval "$$(scripts/test-services.sh)" && $(BIN)/pytest
 
 bench: setup
 	$(BIN)/python bench/file_to_file.py

@@ -5,6 +5,9 @@
 # PostgreSQL: PIPELINE_TEST_POSTGRES_URL if set; else the local server at 127.0.0.1:5432
 # (started with pg_ctlcluster if installed but stopped); else a throwaway cluster of our
 # own under .test-services/ (installing the Debian postgresql package if it is missing).
+#
+# `scripts/test-services.sh stop` stops what an earlier call started (and nothing that
+# was already running): the test command leaves no server behind.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 log() { echo "test-services: $*" >&2; }
@@ -54,6 +57,7 @@ ensure_postgres() {
     "${as[@]}" "$bin/pg_ctl" -D "$dir" -w -l "$dir/server.log" \
       -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off" \
       start >&2
+    echo "$dir" >"$root/.test-services/started-pg"
   fi
   pg_ok "$own" || { log "PostgreSQL did not start"; exit 1; }
   echo "export PIPELINE_TEST_POSTGRES_URL='postgresql+psycopg://postgres@127.0.0.1:$port/postgres'"
@@ -75,6 +79,8 @@ ensure_rabbitmq() {
   if ! port_open 5672; then
     log "starting RabbitMQ on 127.0.0.1:5672"
     RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 ERL_EPMD_ADDRESS=127.0.0.1 rabbitmq-server -detached >&2 2>&1 || true
+    mkdir -p "$root/.test-services"
+    touch "$root/.test-services/started-rabbitmq"
     for _ in $(seq 1 60); do
       rabbitmqctl await_startup >/dev/null 2>&1 && break
       sleep 1
@@ -110,11 +116,38 @@ ensure_kafka() {
     nohup "$tansu" broker --listener-url "tcp://127.0.0.1:$port" \
       --advertised-listener-url "tcp://127.0.0.1:$port" --storage-engine memory://tansu/ \
       >"$root/.test-services/tansu.log" 2>&1 &
+    echo $! >"$root/.test-services/started-tansu"
     for _ in $(seq 1 50); do port_open "$port" && break; sleep 0.1; done
   fi
   port_open "$port" || { log "the Kafka broker did not start"; exit 1; }
   echo "export PIPELINE_TEST_KAFKA_BOOTSTRAP='127.0.0.1:$port'"
 }
+
+stop_started() {
+  local state="$root/.test-services"
+  if [ -f "$state/started-tansu" ]; then
+    log "stopping the Kafka-protocol broker we started"
+    kill "$(cat "$state/started-tansu")" 2>/dev/null || true
+    rm -f "$state/started-tansu"
+  fi
+  if [ -f "$state/started-rabbitmq" ]; then
+    log "stopping the RabbitMQ node we started"
+    rabbitmqctl stop >/dev/null 2>&1 || true
+    rm -f "$state/started-rabbitmq"
+  fi
+  if [ -f "$state/started-pg" ]; then
+    log "stopping the throwaway PostgreSQL we started"
+    local as=()
+    [ "$(id -u)" = 0 ] && as=(runuser -u postgres --)
+    "${as[@]}" "$(pg_bin)/pg_ctl" -D "$(cat "$state/started-pg")" -m fast stop >&2 || true
+    rm -f "$state/started-pg"
+  fi
+}
+
+if [ "${1:-}" = stop ]; then
+  stop_started
+  exit 0
+fi
 
 ensure_postgres
 ensure_rabbitmq
