@@ -7,8 +7,10 @@ import argparse
 import attrs
 
 from pipeline_core.cli.tables import fmt_time, print_json, print_table
+from pipeline_core.runtime.lifecycle import ACTIVE
 from pipeline_core.runtime.result import ExecutionStatus
 from pipeline_core.store import MetadataStore
+from pipeline_core.store.executions import owner_is_gone
 
 __all__ = ["add_parser"]
 
@@ -40,7 +42,13 @@ def run(args: argparse.Namespace) -> int:
                 r.execution_id[:12],
                 r.job_name,
                 r.job_version,
-                r.status.value + (" (paused)" if r.paused else ""),
+                r.status.value
+                + (" (paused)" if r.paused else "")
+                + (
+                    " (owner gone)"
+                    if r.status in ACTIVE and owner_is_gone(r.owner_instance)
+                    else ""
+                ),
                 r.triggered_by,
                 r.retry_count,
                 r.owner_instance,

@@ -219,8 +219,9 @@ class OwnershipStore:
                     raise LifecycleError(
                         f"job {job_name!r} is running as execution {row.execution_id} on "
                         f"{row.owner_instance} (heartbeat {age:.0f} s ago, lease "
-                        f"{lease.total_seconds():g} s): cancel it "
-                        f"(pipeline-run executions cancel {row.execution_id}) or wait for it"
+                        f"{lease.total_seconds():g} s): stop that process (SIGTERM: it "
+                        "checkpoints and stops), cancel the execution "
+                        f"(POST /api/executions/{row.execution_id}/cancel), or wait for it"
                     )
             target = (
                 next((r for r in rows if r.execution_id == resume_execution), None)
