@@ -287,7 +287,12 @@ def spin(record):
 """
 
 
-def test_serve_answers_while_steps_block_and_a_killed_worker_is_retried(tmp_path: Path) -> None:
+def test_serve_answers_while_steps_block_and_a_killed_worker_is_retried(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """Two instances on one PostgreSQL; the first runs a step that sleeps 20 s (10 leases)
+    and a CPU-bound one: it keeps answering and heart-beating — the second instance takes
+    nothing over — and a SIGKILLed worker is retried from its checkpoint."""
     jobs = tmp_path / "jobs"
     jobs.mkdir()
     (jobs / "fns.py").write_text(SLEEPY)
@@ -307,11 +312,12 @@ def test_serve_answers_while_steps_block_and_a_killed_worker_is_retried(tmp_path
         "config: {checkpoint_interval: 200ms, max_retry_times: 2, retry_interval: 100ms,"
         " source_batch_size: 5}\n"
     )
-    url = f"sqlite:///{tmp_path / 'meta.db'}"
+    url = pg_url
     upgrade(make_engine(url))
     port = free_port()
-    serve = start_serve(jobs, url, "--port", str(port))
+    serve = start_serve(jobs, url, "--port", str(port), "--instance", "first")
     base = f"http://127.0.0.1:{port}"
+    second = None
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -324,6 +330,23 @@ def test_serve_answers_while_steps_block_and_a_killed_worker_is_retried(tmp_path
             time.sleep(0.2)
         for name in ("sleepy", "spin"):
             assert pipeline_run("--database", url, "jobs", "start", name).returncode == 0
+        deadline = time.monotonic() + 30
+        while (
+            len(
+                rows(
+                    url,
+                    "SELECT 1 FROM pipeline_job_execution WHERE owner_instance = 'first'"
+                    " AND status = 'RUNNING'",
+                )
+            )
+            < 2
+        ):
+            assert time.monotonic() < deadline, (jobs / "serve.log").read_text()
+            time.sleep(0.1)
+        second_dir = tmp_path / "second"
+        second_dir.mkdir()
+        (second_dir / "fns.py").write_text(SLEEPY)
+        second = start_serve(second_dir, url, "--no-api", "--instance", "second")
         # the serve process never waits on a step: every /healthz is answered while the
         # sleepy step sleeps for 20 s (in the serve process it would block them all)
         started = time.monotonic()
@@ -368,5 +391,15 @@ def test_serve_answers_while_steps_block_and_a_killed_worker_is_retried(tmp_path
         assert attempts[0][0] == "FAILED" and "SIGKILL" in str(attempts[0][1])
         assert attempts[-1][0] == "COMPLETED"
         assert httpx.get(f"{base}/healthz", timeout=5).status_code == 200
+        # the sleeping execution stayed with its owner all along: one attempt, never lost
+        sleepy = rows(
+            url,
+            "SELECT a.status, a.owner_instance FROM pipeline_job_execution_attempt a "
+            "JOIN pipeline_job_execution e ON e.execution_id = a.execution_id "
+            "WHERE e.job_name = 'sleepy'",
+        )
+        assert sleepy in ([("RUNNING", "first")], [("COMPLETED", "first")]), sleepy
     finally:
+        if second is not None:
+            assert stop(second) == 0
         assert stop(serve) == 0
