@@ -8,6 +8,7 @@ import contextlib
 import datetime as dt
 import os
 import signal
+import threading
 from typing import Any
 
 import attrs
@@ -82,6 +83,10 @@ def _progress_bar() -> Progress:
     )
 
 
+#: after a second signal, the seconds a run may take to stop before the process exits
+_HARD_EXIT_AFTER = 5.0
+
+
 class _Signals:
     """SIGINT and SIGTERM, installed explicitly (a parent that ignored SIGINT — a script
     running us in the background — must not make Ctrl-C semantics disappear). The first
@@ -110,9 +115,21 @@ class _Signals:
             )
             if self.stop is not None:
                 self.stop()
-        elif self.abort is not None:
+        elif self.count == 2:
             err.print(f"{name}: stopping now, committing nothing more", soft_wrap=True)
-            self.abort()
+            if self.abort is not None:
+                self.abort()
+            # a step that blocks the event loop cannot see the cancellation: leave anyway
+            # (unfinished parts are never published; --resume continues the execution)
+            timer = threading.Timer(_HARD_EXIT_AFTER, self._hard_exit)
+            timer.daemon = True
+            timer.start()
+        else:
+            self._hard_exit()
+
+    def _hard_exit(self) -> None:
+        err.print("exiting without cleanup; `--resume` continues the execution", soft_wrap=True)
+        os._exit(self.exit_code)
 
     @property
     def exit_code(self) -> int:
@@ -179,8 +196,9 @@ async def _run(
 
     async def ticker() -> None:
         while True:
+            counters = current()  # also keeps the last attempt's counters for the summary
             if progress is not None and task is not None:
-                _refresh(progress, task, current())
+                _refresh(progress, task, counters)
             await asyncio.sleep(0.2)
 
     with progress if progress is not None else contextlib.nullcontext():
@@ -336,6 +354,12 @@ def run(args: argparse.Namespace) -> int:
             err.print(
                 f"stopped after checkpoint {last}: output up to it is committed; "
                 f"`pipeline-run run {args.jobfile} --resume` continues from there",
+                soft_wrap=True,
+            )
+        elif recording is not None:
+            err.print(
+                "stopped at once: nothing after the last completed checkpoint was committed; "
+                f"`pipeline-run run {args.jobfile} --resume` continues from it",
                 soft_wrap=True,
             )
         else:

@@ -191,6 +191,9 @@ class _Execution:
                 barrier = self.coordinator.due(len(item.records), item.checkpoint_after)
                 if barrier is not None:
                     await self.checkpoint(barrier)
+            # get() does not suspend while batches are waiting: yield once per batch, or
+            # steps that never await would starve the checkpoint timer and cancellation
+            await asyncio.sleep(0)
         await self._flush_operators()
 
     async def checkpoint(self, barrier: Barrier | None) -> None:

@@ -211,8 +211,8 @@ class AttemptLoop:
             restore_from = await asyncio.to_thread(self._restore_point, job, record, origin)
         first_id = await asyncio.to_thread(self.store.checkpoints.next_checkpoint_id, eid)
         h.attempt, run_id = await j.call(self.store.ownership.start_attempt, eid, me)
-        if h.attempt > 1 or h.metrics.records_read:
-            h.metrics = RunMetrics()
+        if h.metrics.records_read or h.metrics.before:
+            h.metrics = RunMetrics()  # a retry counts afresh (the handle's stay untouched)
         if h.attempt > 1:
             log.info("execution %s: attempt %d (run %s)", eid, h.attempt, run_id)
         checkpoints = FencedCheckpoints(j, eid)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -164,6 +165,9 @@ def test_a_signal_checkpoints_stops_and_resume_finishes_exactly_once(
     resumed = pipeline_run("run", "--no-progress", "--resume", "job.yaml", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert _published(out) == list(range(20_000))
+    # the summary counts what the resumed run read: everything after the checkpoint
+    read = re.search(r"records read\s+([\d,]+)", resumed.stdout)
+    assert read is not None and int(read.group(1).replace(",", "")) == 20_000 - len(first)
 
 
 def test_a_second_signal_stops_at_once_without_partial_output(tmp_path: Path) -> None:
@@ -180,6 +184,46 @@ def test_a_second_signal_stops_at_once_without_partial_output(tmp_path: Path) ->
     resumed = pipeline_run("run", "--no-progress", "--resume", "job.yaml", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert _published(out) == list(range(20_000))
+
+
+def test_a_second_signal_stops_a_run_whose_step_blocks(tmp_path: Path) -> None:
+    """A synchronous step that sleeps cannot see a cancellation; the second signal still
+    ends the process promptly (within seconds, not after the remaining batches)."""
+    with open(tmp_path / "in.jsonl", "wb") as f:
+        for i in range(200):
+            f.write(orjson.dumps({"i": i}) + b"\n")
+    (tmp_path / "fns.py").write_text(
+        "import time\n\ndef nap(r):\n    time.sleep(0.2)\n    return r\n"
+    )
+    (tmp_path / "job.yaml").write_text(
+        "name: napper\n"
+        "source: {type: file, config: {path: in.jsonl}}\n"
+        'transform: [{type: map, function: "fns:nap"}]\n'
+        "sink: {type: file, config: {path: out}}\n"
+        "config: {source_batch_size: 10, checkpoint_interval: 100ms}\n"
+    )
+    proc = subprocess.Popen(
+        [str(BIN / "pipeline-run"), "run", "--no-progress", "job.yaml"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    out = tmp_path / "out"
+    deadline = time.monotonic() + 30
+    while not (out.exists() and list(out.glob("*.jsonl"))):  # a checkpoint published
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _stdout, stderr = proc.communicate(timeout=20)  # 200 records left would take ~30 s
+    assert proc.returncode == 130, stderr
+    got = _published(out)
+    assert got == list(range(len(got))) and len(got) < 200
+    resumed = pipeline_run("run", "--no-progress", "--resume", "job.yaml", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert _published(out) == list(range(200))
 
 
 def test_python_example_runs(tmp_path: Path) -> None:
