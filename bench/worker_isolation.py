@@ -137,8 +137,8 @@ def main() -> None:
             both.append(wait_done(url, [start(url, "spin-a"), start(url, "spin-b")]))
         a, b = statistics.median(alone), statistics.median(both)
         print(
-            f"CPU-bound job ({args.records} records × {args.spin:,} iterations): alone "
-            f"{a:.2f} s, two at once {b:.2f} s → {b / a:.2f}× (1.0 = two cores used, 2.0 = one)"
+            f"CPU-bound job ({args.records} records x {args.spin:,} iterations): alone "
+            f"{a:.2f} s, two at once {b:.2f} s → {b / a:.2f}x (1.0 = two cores used, 2.0 = one)"
         )
         # 3. a one-record job from start to COMPLETED
         tiny = [wait_done(url, [start(url, "tiny")]) for _ in range(args.repeat * 2)]

@@ -391,6 +391,12 @@ def _announce(prepared: PreparedJob, recording: _Recording | None) -> None:
                 soft_wrap=True,
             )
         restored = recording.restore_from
+        if restored is None and recording.continued:
+            err.print(
+                f"continuing execution {recording.execution_id} from the start "
+                "(it was stopped before its first checkpoint)",
+                soft_wrap=True,
+            )
         if restored is not None:
             how = "continuing execution" if recording.continued else "resuming from execution"
             err.print(

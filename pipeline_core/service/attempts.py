@@ -294,7 +294,7 @@ class AttemptLoop:
             extra_plugins=self.plugins.extra_modules,
         )
         worker = WorkerProcess(spec, listener=listener, checkpoints=checkpoints, metrics=h.metrics)
-        worker.start()
+        await worker.start()
         h.worker = worker
         log.info(
             "execution %s attempt %d runs in worker process %s",

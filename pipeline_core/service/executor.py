@@ -34,6 +34,7 @@ from pipeline_core.service.attempts import AttemptLoop
 from pipeline_core.service.handle import ExecutionHandle
 from pipeline_core.service.journal import Journal
 from pipeline_core.service.leases import ClaimLoop, LeaseKeeper
+from pipeline_core.service.worker import warm_up
 from pipeline_core.store import MetadataStore
 from pipeline_core.store.executions import ExecutionRecord, instance_name
 
@@ -124,6 +125,8 @@ class JobExecutor:
             beat_instance=claim,
         )
         self._leases.start()
+        if claim and self.attempts.workers:
+            await asyncio.to_thread(warm_up)
         if claim:
             self._loops.append(asyncio.create_task(self.claims.run(), name="claim"))
 

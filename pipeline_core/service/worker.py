@@ -42,7 +42,7 @@ from pipeline_core.runtime.metrics import RunMetrics
 from pipeline_core.runtime.result import ExecutionStatus, JobResult
 from pipeline_core.runtime.retry import RemoteFailure
 
-__all__ = ["WorkerProcess", "WorkerSpec"]
+__all__ = ["WorkerProcess", "WorkerSpec", "warm_up"]
 
 log = logging.getLogger("pipeline_core.executor")
 
@@ -99,6 +99,15 @@ def _mp_context() -> Any:
     return _context
 
 
+def warm_up() -> None:
+    """Start the fork server now (it imports the runtime and discovers the plugins, about
+    half a second) rather than at the first execution. Blocking: call it in a thread."""
+    from multiprocessing import forkserver
+
+    _mp_context()
+    forkserver.ensure_running()
+
+
 class WorkerProcess:
     """One attempt running in a child process, seen from its owner.
 
@@ -129,9 +138,19 @@ class WorkerProcess:
     def pid(self) -> int | None:
         return self.process.pid if self.process is not None else None
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        """Fork the worker (off the event loop: the first one starts the fork server)."""
         loop = asyncio.get_running_loop()
         self._done = loop.create_future()
+        await asyncio.to_thread(self._spawn)
+        threading.Thread(
+            target=self._read,
+            args=(loop,),
+            name=f"worker-reader:{self.spec.execution_id[:8]}",
+            daemon=True,
+        ).start()
+
+    def _spawn(self) -> None:
         ctx = _mp_context()
         parent, child = ctx.Pipe(duplex=True)
         self.process = ctx.Process(
@@ -143,12 +162,6 @@ class WorkerProcess:
         self.process.start()
         child.close()
         self._conn = parent
-        threading.Thread(
-            target=self._read,
-            args=(loop,),
-            name=f"worker-reader:{self.spec.execution_id[:8]}",
-            daemon=True,
-        ).start()
 
     def _send(self, message: tuple[Any, ...]) -> None:
         conn = self._conn

@@ -176,9 +176,11 @@ class OwnershipStore:
         ``resume_execution`` / ``resume_checkpoint``: the checkpoint restored. With
         ``continue_execution``, if that execution is still active and its owner is dead
         (stale heartbeat, or a process of this host that is gone), it is *continued* —
-        same execution id, a new attempt. Otherwise a new execution is created, which
-        remembers the checkpoint it continues. Every other active execution of the job
-        whose owner is dead (or that waits unowned) is superseded by the one returned. A
+        same execution id, a new attempt; with no checkpoint to restore, the newest dead
+        execution of the job is continued (from the start). Otherwise a new execution is
+        created, which remembers the checkpoint it continues. Every other active
+        execution of the job whose owner is dead (or that waits unowned) is superseded by
+        the one returned. A
         job that is active under a live owner raises LifecycleError, unless the job sets
         ``allow_concurrent`` (then only the resumed execution itself must be dead)."""
         from pipeline_core.store.schedules import _allows_concurrent
@@ -223,18 +225,22 @@ class OwnershipStore:
                         "checkpoints and stops), cancel the execution "
                         f"(POST /api/executions/{row.execution_id}/cancel), or wait for it"
                     )
-            target = (
-                next((r for r in rows if r.execution_id == resume_execution), None)
-                if continue_execution
-                else None
-            )
+            target = None
+            if continue_execution and resume_execution is not None:
+                target = next((r for r in rows if r.execution_id == resume_execution), None)
+            elif continue_execution:
+                # nothing to restore (killed before its first checkpoint): continue the
+                # newest dead execution from the start rather than open another one
+                dead = [r for r in rows if not live(r)]
+                target = dead[-1] if dead else None
             if target is not None:
                 previous = target.owner_instance
-                why = (
-                    f"owner {previous} stopped heart-beating; resumed by {instance}"
-                    if previous
-                    else f"resumed by {instance}"
-                )
+                if previous and owner_is_gone(previous):
+                    why = f"owner {previous} exited (its process is gone); resumed by {instance}"
+                elif previous:
+                    why = f"owner {previous} stopped heart-beating; resumed by {instance}"
+                else:
+                    why = f"resumed by {instance}"
                 _close_attempt(session, target.execution_id, "LOST", why, now)
                 self._requeue(session, target, why, now)
                 target.owner_instance, target.heartbeat_time = instance, now
@@ -281,9 +287,7 @@ class OwnershipStore:
                 self._supersede(session, row, eid, now)
                 superseded.append(row.execution_id)
             session.flush()
-            return RunClaim(
-                _record(target), continued=eid == resume_execution, superseded=superseded
-            )
+            return RunClaim(_record(target), continued=target in rows, superseded=superseded)
 
     # --- attempts ---------------------------------------------------------------------
 

@@ -144,7 +144,7 @@ def test_kill_resume_then_serve_publishes_every_record_once(db_url: str, tmp_pat
         "ORDER BY attempt",
     )
     assert attempts[-1][0] == "COMPLETED"
-    assert all(a[0] == "LOST" and "stopped heart-beating" in str(a[1]) for a in attempts[:-1])
+    assert all(a[0] == "LOST" and "process is gone" in str(a[1]) for a in attempts[:-1])
     assert "serve" not in " ".join(str(a[2]) for a in attempts)  # serve ran no attempt
 
 
