@@ -46,6 +46,25 @@ class JobResult:
     #: Ended by ExecutionControl.stop_at_checkpoint: resume from the last checkpoint.
     stopped_at_checkpoint: bool = False
 
+    @classmethod
+    def not_started(
+        cls, job_name: str, execution_id: str, exc: BaseException, *, keep: bool = True
+    ) -> JobResult:
+        """The result of a run that failed before reading anything (a bad definition, a
+        missing plugin). ``keep=False`` leaves the exception out (to cross processes)."""
+        return cls(
+            job_name=job_name,
+            execution_id=execution_id,
+            status=ExecutionStatus.FAILED,
+            records_read=0,
+            records_written=0,
+            failed_records=0,
+            dropped_records=0,
+            duration_s=0.0,
+            error=str(exc),
+            exception=exc if keep else None,
+        )
+
     @property
     def processed_records(self) -> int:
         """The original design's ``processed_records``: records read from the source."""

@@ -241,7 +241,7 @@ class AttemptLoop:
             try:
                 prepared = prepare(job, self.plugins)
             except PipelineError as exc:
-                return _failed(job.name, h.execution_id, exc)
+                return JobResult.not_started(job.name, h.execution_id, exc)
         h.control = ExecutionControl()
         if h.paused:
             h.control.pause()
@@ -368,19 +368,4 @@ def _cancelled(h: ExecutionHandle) -> JobResult:
         failed_records=m.total_failed,
         dropped_records=m.dropped_records,
         duration_s=m.elapsed,
-    )
-
-
-def _failed(job_name: str, execution_id: str, exc: BaseException) -> JobResult:
-    return JobResult(
-        job_name=job_name,
-        execution_id=execution_id,
-        status=S.FAILED,
-        records_read=0,
-        records_written=0,
-        failed_records=0,
-        dropped_records=0,
-        duration_s=0.0,
-        error=str(exc),
-        exception=exc,
     )

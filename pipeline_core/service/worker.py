@@ -430,17 +430,7 @@ async def _child(conn: Connection, spec: WorkerSpec) -> None:
     loop.add_signal_handler(signal.SIGTERM, on_control, "stop", None)
 
     def fail(exc: BaseException, retriable: bool) -> None:
-        result = JobResult(
-            job_name=spec.job_name,
-            execution_id=spec.execution_id,
-            status=ExecutionStatus.FAILED,
-            records_read=0,
-            records_written=0,
-            failed_records=0,
-            dropped_records=0,
-            duration_s=0.0,
-            error=str(exc),
-        )
+        result = JobResult.not_started(spec.job_name, spec.execution_id, exc, keep=False)
         channel.send(("result", result, retriable, _snapshot(metrics)))
 
     try:

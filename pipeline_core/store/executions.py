@@ -137,6 +137,52 @@ def _record(row: m.Execution) -> ExecutionRecord:
     )
 
 
+def add_execution(
+    session: Session,
+    job: m.JobDefinition,
+    execution_id: str,
+    *,
+    now: dt.datetime,
+    triggered_by: str,
+    owner: str | None,
+    job_version: int | None = None,
+    retry_count: int = 0,
+    message: str | None = None,
+    **columns: object,
+) -> m.Execution:
+    """Insert a SCHEDULED execution of ``job`` and its first transition."""
+    row = m.Execution(
+        execution_id=execution_id,
+        job_id=job.id,
+        job_name=job.job_name,
+        job_version=job_version if job_version is not None else job.version,
+        status=ExecutionStatus.SCHEDULED.value,
+        start_time=now,
+        processed_records=0,
+        failed_records=0,
+        retry_count=retry_count,
+        triggered_by=triggered_by,
+        owner_instance=owner,
+        heartbeat_time=now,
+        scheduled_time=now,
+        paused=False,
+        attempt=0,
+        **columns,
+    )
+    session.add(row)
+    session.flush()
+    session.add(
+        m.ExecutionTransition(
+            execution_id=execution_id,
+            from_status=None,
+            to_status=row.status,
+            transition_time=now,
+            message=message,
+        )
+    )
+    return row
+
+
 class ExecutionStore:
     """Writes and queries ``pipeline_job_execution`` and its transitions."""
 
@@ -170,31 +216,15 @@ class ExecutionStore:
             ).scalar_one_or_none()
             if job is None:
                 raise JobNotFound(f"no job named {job_name!r} is registered")
-            row = m.Execution(
-                execution_id=execution_id,
-                job_id=job.id,
-                job_name=job_name,
-                job_version=job_version if job_version is not None else job.version,
-                status=ExecutionStatus.SCHEDULED.value,
-                start_time=now,
-                processed_records=0,
-                failed_records=0,
-                retry_count=retry_count,
+            row = add_execution(
+                session,
+                job,
+                execution_id,
+                now=now,
                 triggered_by=triggered_by,
-                owner_instance=owner_instance or instance_name(),
-                heartbeat_time=now,
-                scheduled_time=now,
-                paused=False,
-            )
-            session.add(row)
-            session.flush()
-            session.add(
-                m.ExecutionTransition(
-                    execution_id=execution_id,
-                    from_status=None,
-                    to_status=row.status,
-                    transition_time=now,
-                )
+                owner=owner_instance or instance_name(),
+                job_version=job_version,
+                retry_count=retry_count,
             )
             session.flush()
             return _record(row)

@@ -33,6 +33,7 @@ from pipeline_core.store.executions import (
     ExecutionRecord,
     ExecutionStore,
     _record,
+    add_execution,
     owner_is_gone,
 )
 
@@ -247,37 +248,18 @@ class OwnershipStore:
                 eid = target.execution_id
             else:
                 eid = uuid.uuid4().hex
-                row = m.Execution(
-                    execution_id=eid,
-                    job_id=job.id,
-                    job_name=job_name,
-                    job_version=job.version,
-                    status=S.SCHEDULED.value,
-                    start_time=now,
-                    processed_records=0,
-                    failed_records=0,
-                    retry_count=0,
+                row = add_execution(
+                    session,
+                    job,
+                    eid,
+                    now=now,
                     triggered_by=triggered_by,
-                    owner_instance=instance,
-                    heartbeat_time=now,
-                    scheduled_time=now,
-                    paused=False,
-                    attempt=0,
+                    owner=instance,
+                    message=(
+                        f"continues execution {resume_execution}" if resume_execution else None
+                    ),
                     resumed_from_execution=resume_execution,
                     resumed_from_checkpoint=resume_checkpoint,
-                )
-                session.add(row)
-                session.flush()
-                session.add(
-                    m.ExecutionTransition(
-                        execution_id=eid,
-                        from_status=None,
-                        to_status=row.status,
-                        transition_time=now,
-                        message=(
-                            f"continues execution {resume_execution}" if resume_execution else None
-                        ),
-                    )
                 )
                 target = row
             superseded = []
