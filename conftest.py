@@ -66,10 +66,21 @@ def pg_url() -> Iterator[str]:
         _drop_pg_database(url)
 
 
+def migrate_to_head(url: str) -> None:
+    """Create the schema; the engine is disposed (an engine left to the garbage collector
+    closes its pooled connections there, and psycopg warns about it in whatever test
+    happens to be running)."""
+    engine = make_engine(url)
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
+
+
 @pytest.fixture
 def store(db_url: str) -> Iterator[MetadataStore]:
     """A MetadataStore at the current schema."""
-    upgrade(make_engine(db_url))
+    migrate_to_head(db_url)
     s = MetadataStore.open(db_url)
     try:
         yield s

@@ -28,9 +28,9 @@ import orjson
 import pytest
 from sqlalchemy import text
 
+from conftest import migrate_to_head
 from pipeline_core.store import MetadataStore
 from pipeline_core.store.engine import make_engine
-from pipeline_core.store.migrate import upgrade
 from pipeline_core.testing.crash import kill_and_resume
 from tests.conftest import BIN, pipeline_run
 
@@ -124,7 +124,7 @@ def test_kill_resume_then_serve_publishes_every_record_once(db_url: str, tmp_pat
     """The issue's sequence: three SIGKILLs, `--resume` to completion, then `serve` on the
     same database for longer than its lease: nothing is re-run."""
     url = meta_url(db_url, tmp_path)
-    upgrade(make_engine(url))
+    migrate_to_head(url)
     make_job(tmp_path)
     report = kill_and_resume(
         run_cmd("--resume"), cwd=tmp_path, kills=3, seed=db_url[:6], env=env_for(url)
@@ -150,7 +150,7 @@ def test_kill_resume_then_serve_publishes_every_record_once(db_url: str, tmp_pat
 
 def test_a_new_run_supersedes_a_dead_execution_and_serve_never_runs_it(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'meta.db'}"
-    upgrade(make_engine(url))
+    migrate_to_head(url)
     make_job(tmp_path)
     proc = subprocess.Popen(run_cmd(), cwd=tmp_path, env=env_for(url))
     deadline = time.monotonic() + 30
@@ -182,7 +182,7 @@ def test_a_new_run_supersedes_a_dead_execution_and_serve_never_runs_it(tmp_path:
 
 def test_run_refuses_while_a_live_owner_runs_the_job(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'meta.db'}"
-    upgrade(make_engine(url))
+    migrate_to_head(url)
     make_job(tmp_path, rate=2_000)
     first = subprocess.Popen(run_cmd(), cwd=tmp_path, env=env_for(url))
     try:
@@ -208,7 +208,7 @@ def test_random_kills_of_run_and_serve_on_postgresql(pg_url: str, tmp_path: Path
     seed = int(os.environ.get("PIPELINE_TEST_SEED", random.randrange(1 << 30)))
     print(f"seed {seed} (PIPELINE_TEST_SEED={seed} replays it)")
     rnd = random.Random(seed)
-    upgrade(make_engine(pg_url))
+    migrate_to_head(pg_url)
     make_job(tmp_path, rate=3_000)
     checkpoints = str(tmp_path / "checkpoints")
     cp = ("--checkpoint-url", checkpoints)
@@ -313,7 +313,7 @@ def test_serve_answers_while_steps_block_and_a_killed_worker_is_retried(
         " source_batch_size: 5}\n"
     )
     url = pg_url
-    upgrade(make_engine(url))
+    migrate_to_head(url)
     port = free_port()
     serve = start_serve(jobs, url, "--port", str(port), "--instance", "first")
     base = f"http://127.0.0.1:{port}"
