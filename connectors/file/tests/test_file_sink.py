@@ -116,14 +116,20 @@ def test_nothing_is_visible_before_commit_and_close_discards_it(tmp_path: Path) 
 
     async def look(_s: FileSink) -> None:
         seen["visible"] = visible(tmp_path)
-        seen["hidden"] = len(hidden(tmp_path))
+        seen["hidden"] = [p.name for p in hidden(tmp_path)]
 
     async def prepare_only(s: FileSink) -> None:
         seen["prepared"] = await s.prepare_commit(7)
         seen["after_prepare"] = visible(tmp_path)
 
     drive(sink, write([{"i": i} for i in range(25)]), look, prepare_only, lambda s: s.close())
-    assert seen["visible"] == [] and seen["hidden"] == 3  # two rolled + one open part
+    assert seen["visible"] == []
+    assert seen["hidden"] == [  # the attempt's lock, two rolled parts and the open one
+        ".part-abcdef12-00000.jsonl.inprogress",
+        ".part-abcdef12-00001.jsonl.inprogress",
+        ".part-abcdef12-00002.jsonl.inprogress",
+        ".part-abcdef12.lock",
+    ]
     assert len(seen["prepared"]["files"]) == 3
     assert seen["after_prepare"] == []  # prepared is not committed
     assert list(tmp_path.iterdir()) == []  # close without commit leaves nothing at all

@@ -1,15 +1,28 @@
 """The ``file`` sink: JSON Lines or CSV part files, rolled by size or count, published
-atomically (write to a hidden temp file, rename on commit)."""
+atomically (write to a hidden temp file, rename on commit).
+
+Unfinished parts of attempts that died (SIGKILL, power loss) are swept by a later attempt
+writing into the same directory. Which attempts are dead is told by a lock, not guessed
+from ages or process ids: while an attempt may write parts it holds a shared ``flock`` on
+the hidden file ``.{prefix}-{run}.lock`` in the directory. The kernel drops that lock when
+the process dies, so a sweeper that gets an exclusive lock on it knows nobody writes those
+parts any more. flock locks belong to an open file, not to a process: a live attempt in
+the same process (the service runs many) is told apart just as well.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import csv
+import fcntl
 import functools
+import glob
 import gzip
 import io
+import logging
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any, cast
@@ -21,6 +34,7 @@ from pipeline_core import FatalConnectorError, RuntimeContext, Sink
 
 __all__ = ["FileSink"]
 
+log = logging.getLogger("pipeline_connector_file")
 
 _dumps_line = functools.partial(orjson.dumps, option=orjson.OPT_APPEND_NEWLINE)
 
@@ -62,6 +76,117 @@ class _Part:
         self.temp.unlink(missing_ok=True)
 
 
+# --- attempt locks ---------------------------------------------------------------------
+
+#: ``.{prefix}-{run}-{index}.{format}[.gz].inprogress`` → ``{prefix}-{run}``, the key of
+#: the attempt's lock file ``.{key}.lock`` (the index is the part after the last dash).
+_UNFINISHED = re.compile(r"\.(?P<key>.+)-\d+\.[^-]+\.inprogress")
+
+#: Lock descriptors this process holds. A forked child (a process-pool worker) closes its
+#: copies, so that a worker outliving a killed parent does not keep the parent's attempt
+#: "alive" (closing a copy does not unlock: the parent's descriptor still holds it).
+_held: set[int] = set()
+
+
+def _close_held_in_child() -> None:
+    for fd in _held:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _held.clear()
+
+
+os.register_at_fork(after_in_child=_close_held_in_child)
+
+
+def _is_current(fd: int, path: Path) -> bool:
+    """Whether ``path`` still names the file open as ``fd`` (a sweeper may have unlinked
+    it between our open and our flock)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    fst = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (fst.st_dev, fst.st_ino)
+
+
+def _hold_lock(path: Path) -> int:
+    """Take a shared lock on ``path`` (created if missing) and return its descriptor.
+    Shared, so that a second sink with the same run id does not fail: its part names
+    collide anyway, but the lock protects them as long as either lives."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)  # waits only while a sweeper removes a dead run
+            if _is_current(fd, path):
+                _held.add(fd)
+                return fd
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)  # swept meanwhile: lock the new file
+
+
+def _release_lock(fd: int, path: Path) -> None:
+    """Unlock; remove the lock file unless another holder of the same run id lives."""
+    _held.discard(fd)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if _is_current(fd, path):
+            path.unlink(missing_ok=True)
+    except OSError:
+        pass  # another sink holds it (or the file is gone): leave it
+    finally:
+        os.close(fd)
+
+
+def _sweep_dead(directory: Path, prefix: str, own: str) -> int:
+    """Delete the unfinished parts (and lock files) of every attempt writing
+    ``.{prefix}-*`` into ``directory`` whose lock is free: the attempts that died. Parts of
+    live attempts, other than ``own``'s, are left alone; committed parts are never looked at.
+    Returns how many part files were deleted."""
+    pattern = glob.escape(f".{prefix}-")
+    runs: dict[str, list[Path]] = {}
+    for part in directory.glob(pattern + "*.inprogress"):
+        m = _UNFINISHED.fullmatch(part.name)
+        if m is not None:
+            runs.setdefault(m["key"], []).append(part)
+    for lock in directory.glob(pattern + "*.lock"):
+        runs.setdefault(lock.name[1 : -len(".lock")], [])
+    removed = 0
+    for key, parts in runs.items():
+        if key == own:
+            continue
+        path = directory / f".{key}.lock"
+        try:
+            # created when missing: parts written before attempts took locks are dead too
+            fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError:
+            continue
+        _held.add(fd)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # a live attempt
+            if not _is_current(fd, path):
+                continue  # another sweeper just did it
+            for part in parts:
+                try:
+                    part.unlink()
+                    removed += 1
+                except FileNotFoundError:
+                    pass
+                except OSError as exc:
+                    log.warning("cannot delete unfinished part %s: %s", part, exc.strerror)
+            path.unlink(missing_ok=True)  # still locked: nobody can take it over meanwhile
+        except OSError as exc:
+            log.warning("cannot sweep %s: %s", path, exc.strerror)
+        finally:
+            _held.discard(fd)
+            os.close(fd)
+    return removed
+
+
 class FileSink(Sink[FileSinkConfig]):
     """Writes part files ``{prefix}-{run}-{index:05d}.{format}[.gz]`` into ``path``.
 
@@ -69,6 +194,13 @@ class FileSink(Sink[FileSinkConfig]):
     finished part; ``on_checkpoint_complete`` renames the staged parts to their final
     names. ``close`` deletes whatever was not committed, so a failed or cancelled run
     leaves only complete files.
+
+    Attempts that were killed cannot clean up; the next attempt into the directory does,
+    sparing attempts that still live (see the module docstring): ``restore_commit``
+    publishes what the restored checkpoint prepared, then sweeps; an attempt that restores
+    nothing sweeps once its first checkpoint completed. Not in ``open``: a restore comes
+    after it and needs the prepared parts of a dead attempt; and until this attempt's
+    first checkpoint, a dead one's checkpoint may still be the one a ``--resume`` restores.
     """
 
     type_name = "file"
@@ -83,6 +215,8 @@ class FileSink(Sink[FileSinkConfig]):
         self.index = 0
         self.fields: list[str] | None = config.csv_fields
         self.committed: list[Path] = []
+        self._lock: tuple[int, Path] | None = None
+        self._swept = False
 
     async def open(self, ctx: RuntimeContext) -> None:
         await super().open(ctx)
@@ -94,6 +228,30 @@ class FileSink(Sink[FileSinkConfig]):
                 component=ctx.component,
             ) from None
         self.run = ctx.run_id[:8]
+        lock = self.directory / f".{self._key}.lock"
+        try:
+            self._lock = await asyncio.to_thread(_hold_lock, lock), lock
+        except OSError as exc:
+            raise FatalConnectorError(
+                f"cannot lock {str(lock)!r} in the output directory: {exc.strerror}",
+                component=ctx.component,
+            ) from None
+
+    @property
+    def _key(self) -> str:
+        """Names this attempt's parts and its lock file."""
+        return f"{self.config.prefix}-{self.run}"
+
+    def _sweep(self) -> None:
+        self._swept = True
+        removed = _sweep_dead(self.directory, self.config.prefix, self._key)
+        if removed:
+            log.info(
+                "deleted %d unfinished part file%s of dead attempts in %s",
+                removed,
+                "s" * (removed != 1),
+                self.directory,
+            )
 
     # --- encoding ------------------------------------------------------------------
 
@@ -234,10 +392,15 @@ class FileSink(Sink[FileSinkConfig]):
                 os.fsync(fd)  # make the renames durable
             finally:
                 os.close(fd)
+        if not self._swept:
+            # A checkpoint of this attempt is durable, so no restore needs a dead
+            # attempt's prepared parts any more: they are garbage now.
+            await asyncio.to_thread(self._sweep)
 
     async def restore_commit(self, checkpoint_id: int, prepared: dict[str, Any] | None) -> None:
         """Publish the files the restored checkpoint prepared (if the crash came before
-        they were renamed) and delete every other unfinished part of this prefix."""
+        they were renamed) and delete every other unfinished part of this prefix, except
+        those of attempts that still live."""
         await asyncio.to_thread(self._recover, (prepared or {}).get("files", []))
 
     def _recover(self, files: list[str]) -> None:
@@ -246,8 +409,7 @@ class FileSink(Sink[FileSinkConfig]):
             temp = final.with_name(f".{final.name}.inprogress")
             if temp.exists():
                 os.replace(temp, final)
-        for leftover in self.directory.glob(f".{self.config.prefix}-*.inprogress"):
-            leftover.unlink(missing_ok=True)
+        self._sweep()
         if self.config.fsync:
             fd = os.open(self.directory, os.O_RDONLY)
             try:
@@ -266,3 +428,6 @@ class FileSink(Sink[FileSinkConfig]):
         for part in parts:
             part.discard()
         self.current, self.finished, self.staged = None, [], {}
+        if self._lock is not None:  # after the discards: our parts are never unlocked
+            lock, self._lock = self._lock, None
+            _release_lock(*lock)
