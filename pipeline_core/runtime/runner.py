@@ -358,7 +358,13 @@ async def execute(
     dead_letter = prepared.make_dead_letter() if prepared.make_dead_letter else None
     executor = ProcessPoolExecutor(cfg.parallelism) if cfg.parallelism > 1 else None
     workdir = open_workdir(_work_root(), execution_id, run_id or execution_id)
-    backend = _state_backend(prepared, plugins, workdir.path)
+    try:
+        backend = _state_backend(prepared, plugins, workdir.path)
+    except BaseException:  # nothing else is open yet: give the directory back now
+        workdir.close()
+        if executor is not None:
+            executor.shutdown(cancel_futures=True)
+        raise
     operators = prepared.stream.build(executor, cfg.parallelism, StateManager(backend))
     run = _Execution(prepared, source, sink, dead_letter, operators, metrics, control)
     if checkpointing is not None:

@@ -45,8 +45,10 @@ def kill_and_resume(
 ) -> CrashReport:
     """Start ``command`` (which must resume from its last checkpoint), SIGKILL it after a
     random delay — or, for ``during_checkpoint`` of the kills, as soon as
-    ``pending_checkpoints()`` grows (a checkpoint has begun) — until ``kills`` kills are
-    done; then let a last run finish and require exit status 0."""
+    ``pending_checkpoints()`` grows (a checkpoint has begun: give a counter of checkpoints
+    begun, e.g. the highest checkpoint row id — a count of PENDING rows can fall when a
+    resume closes the interrupted ones) — until ``kills`` kills are done; then let a last
+    run finish and require exit status 0."""
     rnd = random.Random(str(seed))
     report = CrashReport()
     full_env = {**os.environ, **(env or {})}

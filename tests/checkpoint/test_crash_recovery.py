@@ -89,6 +89,20 @@ def pending_checkpoints(directory: Path) -> int:
         return 0
 
 
+def checkpoints_begun(directory: Path) -> int:
+    """Grows when a checkpoint begins (its row is inserted); never shrinks when a resume
+    closes an interrupted one, unlike the count of PENDING rows."""
+    db = directory / ".pipeline" / "pipeline.db"
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.05) as conn:
+            (n,) = conn.execute("SELECT coalesce(max(id), 0) FROM pipeline_checkpoint").fetchone()
+            return int(n)
+    except sqlite3.Error:
+        return 0
+
+
 def checkpoints_in(directory: Path, status: str) -> int:
     with sqlite3.connect(directory / ".pipeline" / "pipeline.db") as conn:
         (n,) = conn.execute(
@@ -113,7 +127,7 @@ def test_sigkill_and_resume_equals_an_uninterrupted_run(tmp_path: Path, backend:
         cwd=crash_dir,
         kills=12,
         during_checkpoint=3,
-        pending_checkpoints=lambda: pending_checkpoints(crash_dir),
+        pending_checkpoints=lambda: checkpoints_begun(crash_dir),
         seed=backend,
         env={"PIPELINE_DATABASE_URL": ""},
     )
