@@ -255,6 +255,44 @@ def test_exactly_once_sink_commits_only_completed_checkpoints(db_url: str) -> No
     assert [tuple(p) for p in progress] == [("e1", 1)]
 
 
+@pytest.mark.parametrize("copy", [True, False])
+def test_upsert_with_exactly_once_keeps_the_last_row_of_a_key(db_url: str, copy: bool) -> None:
+    """Keyed running totals: one checkpoint holds several rows of one key (in several
+    batches); the last one (in input order) wins, as without exactly_once."""
+    table = make_table(db_url, "dst")
+    cfg = JdbcSinkConfig(
+        url=db_url, table="dst", mode="upsert", key=["id"], exactly_once=True, copy=copy
+    )
+    sink = JdbcSink(cfg)
+    ctx = RuntimeContext(job_name="totals", execution_id="e1", component="sink (jdbc)")
+
+    def totals(version: int) -> list[dict[str, Any]]:
+        return [{"id": i, "name": f"v{version}", "amount": version} for i in range(3)]
+
+    async def go() -> None:
+        await sink.open(ctx)
+        for version in range(1, 5):  # four updates of every key in one checkpoint
+            await sink.write(totals(version))
+        await sink.prepare_commit(1)
+        await sink.on_checkpoint_complete(1)
+        assert [(r["id"], r["name"]) for r in fetch(db_url, table)] == [
+            (0, "v4"),
+            (1, "v4"),
+            (2, "v4"),
+        ]
+        await sink.write(totals(5) + totals(6)[:1])  # and twice within one batch
+        await sink.prepare_commit(2)
+        await sink.on_checkpoint_complete(2)
+        await sink.close()
+
+    asyncio.run(go())
+    assert [(r["id"], r["name"]) for r in fetch(db_url, table)] == [
+        (0, "v6"),
+        (1, "v5"),
+        (2, "v5"),
+    ]
+
+
 def test_restore_finishes_a_move_the_crash_interrupted(db_url: str) -> None:
     table = make_table(db_url, "dst")
     ctx = RuntimeContext(job_name="eo", execution_id="e1", component="sink (jdbc)")
