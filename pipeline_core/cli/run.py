@@ -103,6 +103,17 @@ class _Signals:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._on_signal, sig)
 
+    def settle(self) -> None:
+        """After the event loop: a late signal must not kill the process while it prints
+        the summary (asyncio puts the default handlers back)."""
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda signum, _frame: self._note(signum))
+
+    def _note(self, sig: int) -> None:
+        self.count += 1
+        if self.received is None:
+            self.received = sig
+
     def _on_signal(self, sig: int) -> None:
         self.count += 1
         if self.received is None:
@@ -347,6 +358,8 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:  # only before our handlers are installed
         _summary(prepared.job.name, ExecutionStatus.CANCELLED, metrics, None)
         return EXIT_CANCELLED
+    finally:
+        signals.settle()
     if result is None or result.status is ExecutionStatus.CANCELLED:
         _summary(prepared.job.name, ExecutionStatus.CANCELLED, final, None)
         last = result.checkpoints[-1] if result is not None and result.checkpoints else None

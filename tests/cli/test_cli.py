@@ -176,7 +176,9 @@ def test_a_second_signal_stops_at_once_without_partial_output(tmp_path: Path) ->
     proc.send_signal(signal.SIGINT)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=30)
-    assert proc.returncode == 130, stderr
+    # 130 as a shell sees it: a second signal that lands while the process is already
+    # past its event loop ends it by SIGINT itself (-2 here), after the summary
+    assert proc.returncode in (130, -signal.SIGINT), stderr
     assert "CANCELLED" in stdout and "Traceback" not in stderr
     out = tmp_path / "out"
     first = _published(out)  # only whole, committed parts; a prefix of the input
@@ -218,7 +220,9 @@ def test_a_second_signal_stops_a_run_whose_step_blocks(tmp_path: Path) -> None:
     time.sleep(0.1)
     proc.send_signal(signal.SIGINT)
     _stdout, stderr = proc.communicate(timeout=20)  # 200 records left would take ~30 s
-    assert proc.returncode == 130, stderr
+    # 130 as a shell sees it: a second signal that lands while the process is already
+    # past its event loop ends it by SIGINT itself (-2 here), after the summary
+    assert proc.returncode in (130, -signal.SIGINT), stderr
     got = _published(out)
     assert got == list(range(len(got))) and len(got) < 200
     resumed = pipeline_run("run", "--no-progress", "--resume", "job.yaml", cwd=tmp_path)
