@@ -17,8 +17,16 @@ from pipeline_core.store import JobDefinition, MetadataStore
 __all__ = ["add_parser"]
 
 
-def _store(args: argparse.Namespace) -> MetadataStore:
-    return MetadataStore.open(args.database)
+def _store(args: argparse.Namespace, *, validate: bool = False) -> MetadataStore:
+    """The store; with ``validate``, its registry checks definitions against the
+    installed connectors first — the same checks as the API and ``validate``."""
+    store = MetadataStore.open(args.database)
+    if validate:
+        from pipeline_core.plugins.manager import load_plugins
+        from pipeline_core.runtime.validation import job_validator
+
+        store.registry.validator = job_validator(load_plugins())
+    return store
 
 
 def _as_dict(d: JobDefinition) -> dict[str, object]:
@@ -70,14 +78,16 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_register(args: argparse.Namespace) -> int:
-    d = _store(args).registry.register(load_job_file(args.file), created_by=args.user)
+    d = _store(args, validate=True).registry.register(
+        load_job_file(args.file), created_by=args.user
+    )
     out.print(f"registered {d.job_name} (version {d.version})")
     return 0
 
 
 def cmd_update(args: argparse.Namespace) -> int:
     job = load_job_file(args.file)
-    d = _store(args).registry.update(job.name, job, updated_by=args.user)
+    d = _store(args, validate=True).registry.update(job.name, job, updated_by=args.user)
     out.print(f"updated {d.job_name} (now version {d.version})")
     return 0
 
@@ -95,7 +105,7 @@ def cmd_disable(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    report = _store(args).registry.import_directory(args.directory, who=args.user)
+    report = _store(args, validate=True).registry.import_directory(args.directory, who=args.user)
     if args.json:
         print_json(attrs.asdict(report))
     else:

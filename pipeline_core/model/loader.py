@@ -17,12 +17,18 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import orjson
-import yaml
 
 from pipeline_core.config.converter import structure
+from pipeline_core.config.documents import parse_document
 from pipeline_core.errors import ConfigError, Problem
-from pipeline_core.model.job import ComponentSpec, JobConfig, JobType, PipelineJob, StepSpec
+from pipeline_core.model.job import (
+    ComponentSpec,
+    JobConfig,
+    JobType,
+    PipelineJob,
+    StepSpec,
+    check_name,
+)
 from pipeline_core.model.schedule import ScheduleConfig
 
 __all__ = ["job_from_dict", "load_job_file"]
@@ -30,7 +36,7 @@ __all__ = ["job_from_dict", "load_job_file"]
 
 @attrs.define(frozen=True, kw_only=True)
 class _JobFile:
-    name: str
+    name: str = attrs.field(validator=lambda _i, _a, v: check_name(v))
     source: ComponentSpec
     sink: ComponentSpec
     type: JobType = JobType.BATCH_ROLLER
@@ -102,13 +108,6 @@ def load_job_file(path: str | Path) -> PipelineJob:
         text = p.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read job file {str(p)!r}: {exc.strerror}") from None
-    try:
-        data = orjson.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
-    except orjson.JSONDecodeError as exc:
-        raise ConfigError(f"{p}: invalid JSON: {exc}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{p}:{mark.line + 1}:{mark.column + 1}" if mark else str(p)
-        what = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{where}: invalid YAML: {what}") from None
+    kind = "json" if p.suffix.lower() == ".json" else "yaml"
+    data = parse_document(text, kind=kind, origin=str(p))
     return job_from_dict(data, base_dir=str(p.resolve().parent), origin=str(p))

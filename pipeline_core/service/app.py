@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from pipeline_core.errors import PipelineError
 from pipeline_core.plugins.manager import Plugins
+from pipeline_core.runtime.validation import job_validator
 from pipeline_core.service.executor import JobExecutor
 from pipeline_core.service.scheduler import JobScheduler
 from pipeline_core.store import MetadataStore
@@ -49,6 +50,8 @@ class PipelineService:
     ) -> None:
         self.store = store
         self.plugins = plugins
+        # what the API registers is checked against these connectors
+        store.registry.validator = job_validator(plugins)
         self.instance = instance or instance_name()
         self.lease = lease
         self.executor = JobExecutor(

@@ -10,6 +10,7 @@ number is used twice and no update is lost.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from pipeline_core.model.loader import job_from_dict, load_job_file
 from pipeline_core.model.schedule import ScheduleConfig
 from pipeline_core.store import models as m
 from pipeline_core.store.job_config import config_field, decode_value, encode_value
-from pipeline_core.store.schedules import upsert_schedule
+from pipeline_core.store.schedules import UNKNOWN_DEPENDENCY, upsert_schedule
 from pipeline_core.store.serialize import dag_hash, dag_to_yaml, job_to_dag
 
 __all__ = ["ImportReport", "JobDefinition", "JobRegistry"]
@@ -75,17 +76,31 @@ class ImportReport:
     failed: dict[str, str] = attrs.field(factory=dict)
 
 
-def _dag_of(job: PipelineJob | dict[str, Any]) -> dict[str, Any]:
-    # A dict goes through the model too: it is validated and normalised the same way,
-    # so the same job always hashes the same however it was written.
-    return job_to_dag(job_from_dict(job) if isinstance(job, dict) else job)
+#: The checks a definition passes before it is stored (raises ConfigError).
+Validator = Callable[[PipelineJob], None]
 
 
 class JobRegistry:
-    """Register, version, enable/disable, import and export jobs."""
+    """Register, version, enable/disable, import and export jobs.
 
-    def __init__(self, engine: Engine) -> None:
+    Every way a definition comes in — ``register``, ``update``, ``import_directory``,
+    hence the CLI, ``serve --jobs`` and the API — runs the same checks before anything is
+    stored: the model (fields, names), then :attr:`validator` (set by whoever knows the
+    installed connectors: components, every config field, functions), then, in the
+    storing transaction, the schedule (dependencies on registered jobs, no cycles).
+    """
+
+    def __init__(self, engine: Engine, validator: Validator | None = None) -> None:
         self.engine = engine
+        self.validator = validator
+
+    def _checked(self, job: PipelineJob | dict[str, Any], base_dir: str | None) -> dict[str, Any]:
+        # A dict goes through the model too: it is validated and normalised the same way,
+        # so the same job always hashes the same however it was written.
+        obj = job_from_dict(job, base_dir=base_dir) if isinstance(job, dict) else job
+        if self.validator is not None:
+            self.validator(obj)
+        return job_to_dag(obj)
 
     # --- reading -------------------------------------------------------------------
 
@@ -164,10 +179,17 @@ class JobRegistry:
     # --- writing -------------------------------------------------------------------
 
     def register(
-        self, job: PipelineJob | dict[str, Any], *, created_by: str | None = None
+        self,
+        job: PipelineJob | dict[str, Any],
+        *,
+        created_by: str | None = None,
+        base_dir: str | None = None,
     ) -> JobDefinition:
-        """Add a new job as version 1; JobAlreadyExists if the name is taken."""
-        dag = _dag_of(job)
+        """Add a new job as version 1 (after every check; ``base_dir`` is where a dict's
+        function references resolve from); JobAlreadyExists if the name is taken."""
+        return self._insert(self._checked(job, base_dir), created_by)
+
+    def _insert(self, dag: dict[str, Any], created_by: str | None) -> JobDefinition:
         name = dag["name"]
         now = m.utcnow()
         try:
@@ -213,7 +235,7 @@ class JobRegistry:
             config = structure(
                 dag["schedule"], ScheduleConfig, job=row.job_name, component="schedule"
             )
-            upsert_schedule(session, row.id, config, now)
+            upsert_schedule(session, row.id, config, now)  # checks its dependencies
 
     @staticmethod
     def _version_row(
@@ -237,9 +259,17 @@ class JobRegistry:
         *,
         updated_by: str | None = None,
         only_if_changed: bool = False,
+        base_dir: str | None = None,
     ) -> JobDefinition:
-        """Add a new version; with ``only_if_changed`` an identical definition adds none."""
-        dag = _dag_of(job)
+        """Add a new version (after every check); with ``only_if_changed`` an identical
+        definition adds none."""
+        return self._add_version(
+            job_name, self._checked(job, base_dir), updated_by, only_if_changed
+        )
+
+    def _add_version(
+        self, job_name: str, dag: dict[str, Any], updated_by: str | None, only_if_changed: bool
+    ) -> JobDefinition:
         if dag["name"] != job_name:
             raise ConfigError(
                 Problem(f"the definition is named {dag['name']!r}", job=job_name, field="name")
@@ -261,16 +291,20 @@ class JobRegistry:
             return self._definition(session, row)
 
     def register_or_update(
-        self, job: PipelineJob | dict[str, Any], *, who: str | None = None
+        self,
+        job: PipelineJob | dict[str, Any],
+        *,
+        who: str | None = None,
+        base_dir: str | None = None,
     ) -> tuple[JobDefinition, str]:
         """Register a new job, or add a version when its definition changed.
         Returns the definition and ``"added"``, ``"updated"`` or ``"unchanged"``."""
-        dag = _dag_of(job)
+        dag = self._checked(job, base_dir)
         try:
-            return self.register(dag, created_by=who), "added"
+            return self._insert(dag, who), "added"
         except JobAlreadyExists:
             before = self.get(dag["name"]).version
-            after = self.update(dag["name"], dag, updated_by=who, only_if_changed=True)
+            after = self._add_version(dag["name"], dag, who, only_if_changed=True)
             return after, ("updated" if after.version != before else "unchanged")
 
     def _set_enabled(self, job_name: str, enabled: bool) -> None:
@@ -345,15 +379,30 @@ class JobRegistry:
         """Register or update every job file in ``directory``. Idempotent: an unchanged
         file adds no version. A bad file is reported and the others still import."""
         report = ImportReport()
-        for path in sorted(Path(directory).iterdir()):
-            if path.suffix.lower() not in JOB_FILE_SUFFIXES or not path.is_file():
-                continue
-            try:
-                definition, outcome = self.register_or_update(load_job_file(path), who=who)
-            except ConfigError as exc:
-                report.failed[str(path)] = str(exc)
-                continue
-            getattr(report, outcome).append(definition.job_name)
+        root = Path(directory)
+        if not root.is_dir():
+            raise ConfigError(f"cannot import {str(root)!r}: not a directory")
+        pending = [
+            p
+            for p in sorted(root.iterdir())
+            if p.suffix.lower() in JOB_FILE_SUFFIXES and p.is_file()
+        ]
+        # A job may depend on one whose file sorts after it: files refused for a missing
+        # dependency are tried again while another round still registers something.
+        while pending:
+            failed: dict[Path, str] = {}
+            for path in pending:
+                try:
+                    definition, outcome = self.register_or_update(load_job_file(path), who=who)
+                except ConfigError as exc:
+                    failed[path] = str(exc)
+                    continue
+                getattr(report, outcome).append(definition.job_name)
+            if len(failed) == len(pending):
+                report.failed.update({str(p): why for p, why in failed.items()})
+                break
+            pending = [p for p, why in failed.items() if UNKNOWN_DEPENDENCY in why]
+            report.failed.update({str(p): w for p, w in failed.items() if p not in pending})
         return report
 
     def export(self, job_name: str, version: int | None = None) -> str:

@@ -18,7 +18,7 @@ import attrs
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from pipeline_core.errors import JobAlreadyRunning, JobDisabled, JobNotFound
+from pipeline_core.errors import ConfigError, JobAlreadyRunning, JobDisabled, JobNotFound, Problem
 from pipeline_core.model.schedule import ScheduleConfig, ScheduleType
 from pipeline_core.runtime.lifecycle import ACTIVE
 from pipeline_core.runtime.result import ExecutionStatus
@@ -73,10 +73,62 @@ def _record(row: m.JobSchedule, job_name: str) -> ScheduleRecord:
     )
 
 
+UNKNOWN_DEPENDENCY = "depends on a job that is not registered"
+
+
+def check_dependencies(session: Session, job_id: int, config: ScheduleConfig) -> None:
+    """A DEPENDENCY schedule names registered jobs and closes no cycle (a job waiting for
+    itself, directly or through others, would trigger itself forever); ConfigError naming
+    the unknown jobs or the cycle."""
+    if config.type is not ScheduleType.DEPENDENCY:
+        return
+    names = dict(session.execute(select(m.JobDefinition.id, m.JobDefinition.job_name)).all())
+    me = names[job_id]
+    problems = []
+    missing = [d for d in config.dependencies if d not in names.values()]
+    if missing:
+        problems.append(f"{UNKNOWN_DEPENDENCY}: {', '.join(missing)}")
+    graph = {
+        names[job]: [d for d in (deps or "").split(",") if d]
+        for job, deps in session.execute(
+            select(m.JobSchedule.job_id, m.JobSchedule.dependencies).where(
+                m.JobSchedule.schedule_type == ScheduleType.DEPENDENCY.value,
+                m.JobSchedule.job_id != job_id,
+            )
+        ).all()
+        if job in names
+    }
+    graph[me] = list(config.dependencies)
+    cycle = _cycle_through(me, graph)
+    if cycle:
+        problems.append(f"dependency cycle: {' → '.join(cycle)}")
+    if problems:
+        raise ConfigError(
+            [Problem(p, job=me, component="schedule", field="dependencies") for p in problems]
+        )
+
+
+def _cycle_through(start: str, graph: dict[str, list[str]]) -> list[str] | None:
+    """A path start → … → start along ``graph``'s edges, or None."""
+    stack: list[tuple[str, list[str]]] = [(start, [start])]
+    seen: set[str] = set()
+    while stack:
+        node, path = stack.pop()
+        for nxt in graph.get(node, []):
+            if nxt == start:
+                return [*path, start]
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append((nxt, [*path, nxt]))
+    return None
+
+
 def upsert_schedule(
     session: Session, job_id: int, config: ScheduleConfig, now: dt.datetime
 ) -> m.JobSchedule:
-    """Write ``config`` as the schedule of job ``job_id`` (inside the caller's transaction)."""
+    """Write ``config`` as the schedule of job ``job_id`` (inside the caller's transaction),
+    after :func:`check_dependencies`."""
+    check_dependencies(session, job_id, config)
     row = session.execute(
         select(m.JobSchedule).where(m.JobSchedule.job_id == job_id).with_for_update()
     ).scalar_one_or_none()

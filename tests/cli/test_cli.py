@@ -60,7 +60,9 @@ def test_bad_job_prints_one_line_per_problem_and_exits_2(tmp_path: Path) -> None
         "error: job 'broken', sink: field 'type': unknown sink type 'nosuch' (installed sink "
         f"types: {installed}; is its connector installed? see `pipeline-run connectors`)",
         "error: job 'broken', transform step 1 (map): field 'function': cannot import "
-        "'nowhere:fn': No module named 'nowhere'",
+        "'nowhere:fn': no module 'nowhere' in the job's folder or "
+        f"PIPELINE_FUNCTION_PATH ({tmp_path.resolve()}); an installed package needs "
+        "PIPELINE_FUNCTION_PACKAGES=nowhere",
     ]
 
 

@@ -104,7 +104,8 @@ MISTAKES = {
     "unimportable module": (
         ('"fns:double"', '"nosuchmodule:double"'),
         "job 'orders', transform step 2 (map): field 'function': cannot import "
-        "'nosuchmodule:double': No module named 'nosuchmodule'",
+        "'nosuchmodule:double': no module 'nosuchmodule' in the job's folder or "
+        "PIPELINE_FUNCTION_PATH",
     ),
     "missing function": (
         ('"fns:double"', '"fns:triple"'),

@@ -1,0 +1,187 @@
+"""One validation for every way in (docs/operations.md, "What is checked before a job is
+stored"): ``validate``, ``jobs register``, ``jobs import`` and ``serve --jobs`` refuse the
+same bad files and store none of them; dependencies must name registered jobs and close
+no cycle."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import BIN
+
+GOOD_SOURCE = "source: {type: file, config: {path: in.jsonl}}\n"
+GOOD_SINK = "sink: {type: file, config: {path: out/}}\n"
+
+#: file name → (job file text, a phrase the error must contain)
+BAD: dict[str, tuple[str, str]] = {
+    "unknown-source": (
+        "name: b1\nsource: {type: nosuch}\n" + GOOD_SINK,
+        "unknown source type 'nosuch'",
+    ),
+    "unknown-sink": ("name: b2\n" + GOOD_SOURCE + "sink: {type: nope}\n", "unknown sink type"),
+    "wrong-field-type": (
+        "name: b3\nsource: {type: file, config: {path: in.jsonl, batch_size: many}}\n" + GOOD_SINK,
+        "expected int, got 'many'",
+    ),
+    "unknown-field": (
+        "name: b4\nsource: {type: file, config: {path: in.jsonl, pth: x}}\n" + GOOD_SINK,
+        "unknown key",
+    ),
+    "missing-function": (
+        "name: b5\n"
+        + GOOD_SOURCE
+        + "transform: [{type: map, function: 'nowhere:f'}]\n"
+        + GOOD_SINK,
+        "cannot import 'nowhere:f'",
+    ),
+    "os-system": (
+        "name: b6\n"
+        + GOOD_SOURCE
+        + "transform: [{type: map, function: 'os:system'}]\n"
+        + GOOD_SINK,
+        "standard-library module",
+    ),
+    "unknown-step": (
+        "name: b7\n" + GOOD_SOURCE + "transform: [{type: teleport}]\n" + GOOD_SINK,
+        "teleport",
+    ),
+    "bad-cron": (
+        "name: b8\n" + GOOD_SOURCE + GOOD_SINK + "schedule: {type: CRON, cron: '61 * * * *'}\n",
+        "cron",
+    ),
+    "unknown-dependency": (
+        "name: b9\n"
+        + GOOD_SOURCE
+        + GOOD_SINK
+        + "schedule: {type: DEPENDENCY, dependencies: [ghost]}\n",
+        "depends on a job that is not registered: ghost",
+    ),
+    "self-dependency": (
+        "name: b10\n"
+        + GOOD_SOURCE
+        + GOOD_SINK
+        + "schedule: {type: DEPENDENCY, dependencies: [b10]}\n",
+        "dependency cycle: b10 → b10",
+    ),
+    "bad-name": ("name: ../../tmp/x\n" + GOOD_SOURCE + GOOD_SINK, "is not a valid name"),
+    "unknown-state-backend": (
+        "name: b12\n" + GOOD_SOURCE + GOOD_SINK + "config: {state_backend: redis}\n",
+        "unknown state backend 'redis'",
+    ),
+    "alias-bomb": (
+        "name: b13\n"
+        + GOOD_SOURCE
+        + GOOD_SINK
+        + "a: &a [xxxxxxxxxx, xxxxxxxxxx, xxxxxxxxxx, xxxxxxxxxx, xxxxxxxxxx]\n"
+        + "".join(
+            f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]\n"
+            for i in range(7)
+        ),
+        "once its aliases are expanded",
+    ),
+    "deep-nesting": (
+        "name: b14\n" + GOOD_SOURCE + GOOD_SINK + "description: " + "[" * 200 + "]" * 200 + "\n",
+        "nested deeper than 64 levels",
+    ),
+}
+
+
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "pipeline-run"), "--database", f"sqlite:///{cwd / 'meta.db'}", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def stored_jobs(cwd: Path) -> list[str]:
+    with sqlite3.connect(cwd / "meta.db") as db:
+        return [r[0] for r in db.execute("SELECT job_name FROM pipeline_job_definition")]
+
+
+@pytest.fixture
+def jobdir(tmp_path: Path) -> Path:
+    d = tmp_path / "jobs"
+    d.mkdir()
+    for name, (text, _phrase) in BAD.items():
+        (d / f"{name}.yaml").write_text(text)
+    (d / "good.yaml").write_text("name: good\n" + GOOD_SOURCE + GOOD_SINK)
+    return d
+
+
+def test_validate_register_and_import_refuse_the_same_files(jobdir: Path, tmp_path: Path) -> None:
+    assert run("db", "upgrade", cwd=tmp_path).returncode == 0
+    for name, (_text, phrase) in BAD.items():
+        path = str(jobdir / f"{name}.yaml")
+        checked = run("validate", path, cwd=tmp_path)
+        registered = run("jobs", "register", path, cwd=tmp_path)
+        assert registered.returncode != 0, (name, registered.stdout)
+        assert phrase in registered.stderr, (name, registered.stderr)
+        assert "Traceback" not in registered.stderr, name
+        if name not in ("unknown-dependency", "self-dependency"):  # validate has no registry
+            assert checked.returncode == 2, (name, checked.stdout, checked.stderr)
+            assert phrase in checked.stderr, (name, checked.stderr)
+    assert stored_jobs(tmp_path) == []
+    imported = run("jobs", "import", str(jobdir), cwd=tmp_path)
+    assert imported.returncode == 1
+    assert imported.stdout.count("failed:") == len(BAD), imported.stdout
+    assert stored_jobs(tmp_path) == ["good"]
+
+
+def test_serve_jobs_stores_only_the_good_file(jobdir: Path, tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [
+            str(BIN / "pipeline-run"),
+            "--database",
+            f"sqlite:///{tmp_path / 'meta.db'}",
+            "serve",
+            "--no-api",
+            "--jobs",
+            str(jobdir),
+        ],
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    lines = []
+    for line in proc.stderr:
+        lines.append(line)
+        if line.startswith("serving as"):
+            break
+    proc.terminate()
+    proc.wait(timeout=30)
+    text = "".join(lines)
+    assert text.count("cannot import /") == len(BAD), text
+    assert "1 added" in text
+    assert stored_jobs(tmp_path) == ["good"]
+
+
+def test_dependencies_need_registered_jobs_and_close_no_cycle(tmp_path: Path) -> None:
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    after = "schedule: {{type: DEPENDENCY, dependencies: [{}]}}\n"
+    # a depends on z, whose file sorts later: the import still registers both
+    (jobs / "a.yaml").write_text("name: a\n" + GOOD_SOURCE + GOOD_SINK + after.format("z"))
+    (jobs / "z.yaml").write_text("name: z\n" + GOOD_SOURCE + GOOD_SINK)
+    imported = run("jobs", "import", str(jobs), cwd=tmp_path)
+    assert imported.returncode == 0, imported.stdout + imported.stderr
+    assert sorted(stored_jobs(tmp_path)) == ["a", "z"]
+    # z after a would close a → z → a
+    cyc = run("jobs", "schedule", "z", "--after", "a", cwd=tmp_path)
+    assert cyc.returncode != 0
+    assert "dependency cycle: z → a → z" in cyc.stderr, cyc.stderr
+    # nor through a new version of z
+    (jobs / "z.yaml").write_text("name: z\n" + GOOD_SOURCE + GOOD_SINK + after.format("a"))
+    upd = run("jobs", "update", str(jobs / "z.yaml"), cwd=tmp_path)
+    assert upd.returncode != 0 and "dependency cycle: z → a → z" in upd.stderr, upd.stderr
+    ghost = run("jobs", "schedule", "z", "--after", "a,ghost", cwd=tmp_path)
+    assert "not registered: ghost" in ghost.stderr and "cycle" in ghost.stderr
+    shown = run("jobs", "schedule", "z", "--json", cwd=tmp_path)
+    assert "DEPENDENCY" not in shown.stdout  # nothing was changed
