@@ -9,23 +9,23 @@ worker threads; executor actions run on the service's event loop.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 import attrs
 import orjson
-import yaml
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from pipeline_core import __version__
 from pipeline_core.api.auth import Tokens
+from pipeline_core.api.dashboard import dashboard_response
 from pipeline_core.api.errors import (
     ApiError,
     error_response,
@@ -34,12 +34,13 @@ from pipeline_core.api.errors import (
 )
 from pipeline_core.api.metrics import PipelineMetrics
 from pipeline_core.api.schemas import SCHEMAS, checkpoint_doc, execution_doc, job_doc, schedule_doc
-from pipeline_core.config.converter import structure
-from pipeline_core.errors import PipelineError
-from pipeline_core.model.loader import job_from_dict
+from pipeline_core.api.security import RequestGuard, SecurityPolicy
+from pipeline_core.config.converter import FieldError, structure
+from pipeline_core.config.documents import parse_document
+from pipeline_core.errors import ConfigError, PipelineError
+from pipeline_core.model.job import check_name
 from pipeline_core.model.schedule import ScheduleConfig
 from pipeline_core.runtime.lifecycle import ACTIVE
-from pipeline_core.runtime.prepare import prepare
 from pipeline_core.runtime.result import ExecutionStatus
 
 if TYPE_CHECKING:
@@ -73,16 +74,17 @@ def _json(data: Any, status: int = 200) -> Response:
 
 
 async def _body(request: Request) -> Any:
+    """The body, parsed with the same bounds as a job file (depth, alias expansion); its
+    size was checked by the RequestGuard before the handler ran."""
     raw = await request.body()
+    if not raw:
+        return None
     kind = request.headers.get("content-type", "application/json").split(";")[0].strip()
+    yaml_kind = kind in ("application/yaml", "application/x-yaml", "text/yaml")
     try:
-        if kind in ("application/yaml", "application/x-yaml", "text/yaml"):
-            return yaml.safe_load(raw)
-        return orjson.loads(raw) if raw else None
-    except (orjson.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ApiError(
-            400, "invalid_body", f"the request body is not valid {kind}: {exc}"
-        ) from None
+        return parse_document(raw, kind="yaml" if yaml_kind else "json", origin="request body")
+    except ConfigError as exc:
+        raise ApiError(400, "invalid_body", str(exc)) from None
 
 
 async def _object_body(request: Request, what: str) -> dict[str, Any]:
@@ -95,10 +97,11 @@ async def _object_body(request: Request, what: str) -> dict[str, Any]:
 class Api:
     """The handlers, bound to one service."""
 
-    def __init__(self, service: PipelineService, metrics: PipelineMetrics) -> None:
+    def __init__(self, service: PipelineService, metrics: PipelineMetrics, tokens: Tokens) -> None:
         self.service = service
         self.store = service.store
         self.metrics = metrics
+        self.tokens = tokens
 
     # --- helpers -----------------------------------------------------------------------
 
@@ -112,7 +115,7 @@ class Api:
         h = self.service.executor.running.get(execution_id)
         return round(h.metrics.throughput, 1) if h is not None else None
 
-    async def _execution(self, execution_id: str) -> Any:
+    async def _execution(self, execution_id: str, *, trace: bool) -> Any:
         def read() -> Any:
             r = self.store.executions.get(execution_id)
             return execution_doc(
@@ -120,6 +123,7 @@ class Api:
                 throughput=self._throughput(execution_id),
                 transitions=self.store.executions.transitions(execution_id),
                 attempts=self.store.ownership.attempts(execution_id),
+                trace=trace,
             )
 
         return await run_in_threadpool(read)
@@ -132,16 +136,18 @@ class Api:
 
         return _json(await run_in_threadpool(read))
 
-    def _validate(self, data: dict[str, Any]) -> None:
-        """The whole definition, component configs included, against the installed
-        plugins — the same check as before a run — so a bad definition is a 400 now,
-        not a FAILED execution later."""
-        prepare(job_from_dict(data, base_dir=self.service.executor.base_dir), self.service.plugins)
-
     async def create_job(self, request: Request) -> Response:
         data = await _object_body(request, "a job definition")
-        await run_in_threadpool(self._validate, data)
-        d = await run_in_threadpool(self.store.registry.register, data, created_by="api")
+        # checked like a run would check it (the registry's validator), so a bad
+        # definition is a 400 now, not a FAILED execution later
+        d = await run_in_threadpool(
+            functools.partial(
+                self.store.registry.register,
+                data,
+                created_by="api",
+                base_dir=self.service.executor.base_dir,
+            )
+        )
         return _json(await run_in_threadpool(self._job_doc, d.job_name, detail=True), 201)
 
     async def get_job(self, request: Request) -> Response:
@@ -152,8 +158,15 @@ class Api:
         name = request.path_params["name"]
         data = await _object_body(request, "a job definition")
         await run_in_threadpool(self.store.registry.get, name)  # 404 before 400
-        await run_in_threadpool(self._validate, data)
-        await run_in_threadpool(self.store.registry.update, name, data, updated_by="api")
+        await run_in_threadpool(
+            functools.partial(
+                self.store.registry.update,
+                name,
+                data,
+                updated_by="api",
+                base_dir=self.service.executor.base_dir,
+            )
+        )
         return _json(await run_in_threadpool(self._job_doc, name, detail=True))
 
     async def versions(self, request: Request) -> Response:
@@ -167,6 +180,8 @@ class Api:
 
     async def version(self, request: Request) -> Response:
         name, n = request.path_params["name"], request.path_params["version"]
+        if not 1 <= n <= MAX_VERSION:
+            raise ApiError(404, "job_not_found", f"job {name!r} has no version {n}")
         return _json(await run_in_threadpool(self._job_doc, name, detail=True, version=n))
 
     async def enable(self, request: Request) -> Response:
@@ -227,7 +242,9 @@ class Api:
         return _json(await run_in_threadpool(read))
 
     async def get_execution(self, request: Request) -> Response:
-        return _json(await self._execution(request.path_params["id"]))
+        # stack traces name code paths and values: only for admins
+        admin = request.state.caller == "admin"
+        return _json(await self._execution(request.path_params["id"], trace=admin))
 
     async def _act(self, request: Request, action: str) -> Response:
         eid = request.path_params["id"]
@@ -248,8 +265,10 @@ class Api:
         else:
             data = await _object_body(request, 'a savepoint: {"name": …}')
             name = data.get("name")
-            if not isinstance(name, str) or not name.strip():
-                raise ApiError(400, "invalid_body", "savepoint needs a non-empty 'name'")
+            try:
+                check_name(name, "name")
+            except FieldError as exc:
+                raise ApiError(400, "invalid_body", f"savepoint name: {exc.message}") from None
             await ex.checkpoint(eid, savepoint=name)
         current = await run_in_threadpool(self.store.executions.get, eid)
         return _json({"execution_id": eid, "action": action, "status": current.status.value}, 202)
@@ -339,13 +358,13 @@ class Api:
         return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     async def openapi(self, request: Request) -> Response:
-        return _json(openapi_document())
+        return _json(openapi_document(self.tokens))
 
     async def dashboard(self, request: Request) -> Response:
-        page = resources.files("pipeline_core.api").joinpath("static/index.html").read_text()
-        return HTMLResponse(page)
+        return dashboard_response()
 
 
+MAX_VERSION = 2**31 - 1
 _NAME = "/api/jobs/{name}"
 _EXEC = "/api/executions/{id}"
 _E404 = (404,)
@@ -562,8 +581,10 @@ def _schema(name: str) -> dict[str, Any]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def openapi_document() -> dict[str, Any]:
-    """The OpenAPI 3.1 document of :data:`ROUTES`."""
+def openapi_document(tokens: Tokens | None = None) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of :data:`ROUTES`; with ``tokens``, as that configuration
+    enforces them (routes that need no token declare no security)."""
+    tokens = tokens if tokens is not None else Tokens(frozenset({"-"}))
     paths: dict[str, Any] = {}
     error = {"application/json": {"schema": _schema("Error")}}
     for r in ROUTES:
@@ -606,11 +627,23 @@ def openapi_document() -> dict[str, Any]:
         op["responses"][str(r.status)] = ok
         for status in r.errors:
             op["responses"][str(status)] = {"description": "error", "content": error}
-        if r.scope in ("read", "admin"):
+        needs_token = r.scope == "admin" or (
+            r.scope in ("read", "metrics")
+            and tokens.reads_need_token()
+            and not (r.scope == "metrics" and tokens.metrics_public)
+        )
+        if needs_token and not tokens.no_auth:
             op["security"] = [{"bearer": []}]
             op["responses"]["401"] = {"description": "no or unknown token", "content": error}
             if r.scope == "admin":
                 op["responses"]["403"] = {"description": "needs an admin token", "content": error}
+        if r.method not in ("GET", "HEAD"):
+            op["responses"]["403"] = {
+                "description": "needs an admin token, or a cross-site request",
+                "content": error,
+            }
+            op["responses"]["413"] = {"description": "body too large", "content": error}
+            op["responses"]["415"] = {"description": "not a JSON body", "content": error}
         if r.request or r.query:
             op["responses"].setdefault("400", {"description": "bad request", "content": error})
         paths.setdefault(path, {})[r.method.lower()] = op
@@ -625,43 +658,24 @@ def openapi_document() -> dict[str, Any]:
     }
 
 
-class _Auth(BaseHTTPMiddleware):
-    def __init__(self, app: Any, tokens: Tokens) -> None:
-        super().__init__(app)
-        self.tokens = tokens
-
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        need = self._scope(request)
-        if need == "open" or not self.tokens.enabled:
-            return await call_next(request)
-        if need == "metrics" and self.tokens.metrics_public:
-            return await call_next(request)
-        header = request.headers.get("authorization", "")
-        token = header[7:].strip() if header.lower().startswith("bearer ") else None
-        have = self.tokens.scope_of(token)
-        if have is None:
-            return error_response(
-                401, "unauthorized", "send Authorization: Bearer TOKEN (a read or admin token)"
-            )
-        if need == "admin" and have != "admin":
-            return error_response(403, "forbidden", "this action needs an admin token")
-        return await call_next(request)
-
-    def _scope(self, request: Request) -> str:
-        path = request.url.path
-        if path == "/" or path == "/healthz" or path == "/api/openapi.json":
-            return "open"
-        if path == "/metrics":
-            return "metrics"
-        return "read" if request.method in ("GET", "HEAD", "OPTIONS") else "admin"
-
-
 async def _not_found(_request: Request, _exc: Exception) -> Response:
     return error_response(404, "not_found", "no such route")
 
 
-async def _not_allowed(_request: Request, _exc: Exception) -> Response:
-    return error_response(405, "method_not_allowed", "method not allowed on this route")
+async def _not_allowed(_request: Request, exc: Exception) -> Response:
+    response = error_response(405, "method_not_allowed", "method not allowed on this route")
+    allow = getattr(exc, "headers", None) or {}
+    if "Allow" in allow:
+        response.headers["Allow"] = allow["Allow"]
+    return response
+
+
+async def _http_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    response = error_response(exc.status_code, "http_error", str(exc.detail))
+    for key, value in (exc.headers or {}).items():
+        response.headers[key] = value
+    return response
 
 
 def create_app(
@@ -669,25 +683,41 @@ def create_app(
     *,
     tokens: Tokens | None = None,
     metrics: PipelineMetrics | None = None,
+    policy: SecurityPolicy | None = None,
 ) -> Starlette:
+    """The app. ``tokens`` (default: from the environment; with none configured the API
+    is read-only) say who may do what — each route's scope comes from :data:`ROUTES`;
+    ``policy`` (default: from the environment) which Host names, origins and body sizes
+    are accepted."""
     tokens = tokens if tokens is not None else Tokens.from_env()
+    policy = policy if policy is not None else SecurityPolicy.from_env()
     metrics = metrics or PipelineMetrics()
-    api = Api(service, metrics)
+    api = Api(service, metrics, tokens)
 
-    def bind(handler: Handler) -> Callable[[Request], Awaitable[Any]]:
+    def bind(by_method: dict[str, ApiRoute]) -> Callable[[Request], Awaitable[Any]]:
         async def endpoint(request: Request) -> Any:
-            return await handler(api, request)
+            method = "GET" if request.method == "HEAD" else request.method
+            route = by_method[method]
+            caller, refusal = tokens.check(route.scope, request.headers.get("authorization"))
+            if refusal is not None:
+                return error_response(refusal.status, refusal.code, refusal.message)
+            request.state.caller = caller
+            return await route.handler(api, request)
 
-        endpoint.__name__ = handler.__name__
         return endpoint
 
-    routes = [Route(r.path, bind(r.handler), methods=[r.method]) for r in ROUTES]
+    # one Starlette route per path, so that a 405 lists every method of the path in Allow
+    paths: dict[str, dict[str, ApiRoute]] = {}
+    for r in ROUTES:
+        paths.setdefault(r.path, {})[r.method] = r
+    routes = [Route(path, bind(by), methods=list(by)) for path, by in paths.items()]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(_Auth, tokens=tokens)],
+        middleware=[Middleware(RequestGuard, policy=policy)],
         exception_handlers={
             PipelineError: handle_pipeline_error,
             ApiError: handle_api_error,
+            HTTPException: _http_error,
             404: _not_found,
             405: _not_allowed,
         },

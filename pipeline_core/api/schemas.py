@@ -262,6 +262,7 @@ def execution_doc(
     throughput: float | None = None,
     transitions: list[Transition] | None = None,
     attempts: list[AttemptRecord] | None = None,
+    trace: bool = False,
 ) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "execution_id": r.execution_id,
@@ -300,7 +301,7 @@ def execution_doc(
             for a in attempts
         ]
     if transitions is not None:
-        doc["error_stack_trace"] = r.error_stack_trace
+        doc["error_stack_trace"] = r.error_stack_trace if trace else None
         doc["transitions"] = [
             {
                 "from_status": t.from_status,

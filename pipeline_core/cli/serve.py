@@ -7,12 +7,14 @@ import asyncio
 import logging
 import os
 import signal
+from pathlib import Path
 from typing import Any
 
 from pipeline_core.cli.output import err, print_error
 from pipeline_core.config.converter import parse_duration
 from pipeline_core.errors import PipelineError
 from pipeline_core.plugins.manager import load_plugins
+from pipeline_core.runtime.validation import job_validator
 from pipeline_core.service import PipelineService
 from pipeline_core.store import MetadataStore
 
@@ -24,6 +26,7 @@ log = logging.getLogger("pipeline_core.service")
 async def _serve(args: argparse.Namespace) -> int:
     store = MetadataStore.open(args.database)
     plugins = load_plugins()
+    store.registry.validator = job_validator(plugins)  # --jobs files: the API's checks
     for failure in plugins.failures:
         err.print(f"[yellow]warning:[/] {failure}", markup=True, soft_wrap=True)
     base_dir = None
@@ -51,7 +54,7 @@ async def _serve(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    http = None if args.no_api else await _start_http(service, args.host, args.port)
+    http = None if args.no_api else await _start_http(service, args)
     await service.start()
     where = f"; API and dashboard on http://{args.host}:{args.port}/" if http else ""
     err.print(
@@ -71,22 +74,55 @@ async def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _start_http(service: PipelineService, host: str, port: int) -> tuple[Any, Any]:
+def _tokens(args: argparse.Namespace) -> Any:
+    """Configured tokens; else (first start) a generated admin token, reads open; or, with
+    ``--no-auth``, nothing at all (said loudly)."""
+    import attrs
+
+    from pipeline_core.api import Tokens
+    from pipeline_core.api.auth import generated_admin_token
+
+    tokens = Tokens.from_env()
+    if args.no_auth:
+        err.print(
+            f"[bold yellow]warning:[/] --no-auth: anyone who reaches {args.host}:{args.port} "
+            "can change and start jobs (for local experiments only)",
+            markup=True,
+            soft_wrap=True,
+        )
+        return attrs.evolve(tokens, no_auth=True)
+    if tokens.enabled:
+        return tokens
+    path = Path(os.environ.get("PIPELINE_API_TOKEN_PATH") or Path.cwd() / ".pipeline" / "api-token")
+    token = generated_admin_token(path)
+    err.print(
+        f"no API tokens configured: reads are open, changes need the admin token in {path} "
+        "(mode 0600; send Authorization: Bearer TOKEN, or paste it into the dashboard)",
+        soft_wrap=True,
+    )
+    return Tokens(frozenset({token}), open_reads=True, generated_at=str(path))
+
+
+async def _start_http(service: PipelineService, args: argparse.Namespace) -> tuple[Any, Any]:
     """uvicorn on this event loop (its own signal handling is not used: SIGTERM stops the
     service, which stops the server)."""
     import uvicorn
 
-    from pipeline_core.api import Tokens, create_app
+    from pipeline_core.api import create_app
+    from pipeline_core.api.security import SecurityPolicy
 
-    tokens = Tokens.from_env()
-    if not tokens.enabled:
-        log.warning(
-            "no API tokens configured (PIPELINE_API_ADMIN_TOKENS / PIPELINE_API_TOKENS_FILE): "
-            "the API is open to whoever reaches %s:%d",
-            host,
-            port,
+    host, port = args.host, args.port
+    tokens = _tokens(args)
+    policy = SecurityPolicy.from_env(bind_host=host, extra_hosts=args.allowed_host)
+    if policy.any_host:
+        log.warning("the Host allow-list is off ('*'): DNS rebinding can reach the API")
+    elif host not in ("127.0.0.1", "localhost", "::1"):
+        err.print(
+            f"API answers to the host names: {', '.join(sorted(policy.allowed_hosts))} "
+            "(add the names clients use with --allowed-host or PIPELINE_API_ALLOWED_HOSTS)",
+            soft_wrap=True,
         )
-    app = create_app(service, tokens=tokens, metrics=service.metrics)
+    app = create_app(service, tokens=tokens, metrics=service.metrics, policy=policy)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
     config.load()
@@ -138,4 +174,18 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--host", default="127.0.0.1", help="API address (0.0.0.0 in a container)")
     p.add_argument("--port", type=int, default=8080, help="API port (default 8080)")
     p.add_argument("--no-api", action="store_true", help="no REST API, metrics or dashboard")
+    p.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a host name clients use to reach the API (repeatable; loopback names and the "
+        "--host address are always allowed; '*' turns the check off)",
+    )
+    p.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="no tokens at all: anyone who reaches the API can change jobs (local "
+        "experiments only; by default an admin token is generated)",
+    )
     p.set_defaults(func=serve)
