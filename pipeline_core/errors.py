@@ -183,18 +183,50 @@ class FatalConnectorError(ConnectorError):
     """A permanent failure: retrying will not help."""
 
 
-class RecordError(PipelineError):
-    """A record failed in a step and the job's ``on_error`` policy is ``fail``."""
+#: Longest excerpt of a record (or of an exception's message, which often quotes the
+#: record) that an error message shows; error messages end up in the metadata database,
+#: the API, the dashboard and logs.
+SHOWN_CHARS = 200
 
-    def __init__(self, step: str, record: Any, cause: BaseException | str) -> None:
+
+def shorten(text: str, limit: int = SHOWN_CHARS) -> str:
+    """``text`` cut to at most ``limit`` characters, ending in ``...`` if it was cut."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def describe_failure(cause: BaseException | str, *, with_message: bool = True) -> str:
+    """Why a record failed, for an error message, at most :data:`SHOWN_CHARS` long:
+    ``ValueError: <message>`` for an exception (only the type without ``with_message``,
+    since exception messages often quote the value that failed); a source's own
+    description of a decoding problem as given."""
+    if not isinstance(cause, BaseException):
+        return shorten(cause)
+    name = type(cause).__name__
+    message = str(cause) if with_message else ""
+    return shorten(f"{name}: {message}") if message else name
+
+
+class RecordError(PipelineError):
+    """A record failed in a step and the job's ``on_error`` policy is ``fail``.
+
+    The message names the step (or the source's ``path:line``), an excerpt of the record
+    and why it failed; with ``show_record=False`` (the job's ``record_in_errors: false``)
+    neither the record nor an exception's message appears in it, only the exception type
+    (a source's description of a decoding problem is kept: it does not quote the record).
+    ``record`` and ``cause`` keep the whole of both for code that handles the error.
+    """
+
+    def __init__(
+        self, step: str, record: Any, cause: BaseException | str, *, show_record: bool = True
+    ) -> None:
         self.step = step
         self.record = record
         self.cause = cause
-        shown = repr(record)
-        if len(shown) > 200:
-            shown = shown[:197] + "..."
-        why = f"{type(cause).__name__}: {cause}" if isinstance(cause, BaseException) else cause
-        super().__init__(f"{step}: record {shown} failed: {why}")
+        why = describe_failure(cause, with_message=show_record)
+        if show_record:
+            super().__init__(f"{step}: record {shorten(repr(record))} failed: {why}")
+        else:
+            super().__init__(f"{step}: record failed: {why}")
 
 
 class BackpressureError(PipelineError):

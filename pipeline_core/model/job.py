@@ -151,6 +151,10 @@ class JobConfig:
     max_retry_times: int = attrs.field(default=0, validator=_non_negative)
     retry_interval: dt.timedelta = dt.timedelta(seconds=5)
     on_error: OnError = OnError.FAIL
+    #: Show an excerpt of a failed record (at most 200 characters) in error messages
+    #: (stored with the execution, shown by the API, dashboard and logs); false: they name
+    #: the step or input line and the error type only. Dead-letter sinks still get the record.
+    record_in_errors: bool = True
     #: Let a trigger start an execution while another one of this job is still active.
     allow_concurrent: bool = False
     dead_letter: ComponentSpec | None = None

@@ -305,7 +305,7 @@ def _map_chunk(fn: Callable[[Any], Any], chunk: list[Any]) -> list[Any]:
         try:
             out.append((True, fn(r)))
         except Exception as exc:
-            out.append((False, f"{type(exc).__name__}: {exc}"))
+            out.append((False, (type(exc).__name__, str(exc))))
     return out
 
 
@@ -335,5 +335,6 @@ class ParallelMapOp(Operator):
                 if ok:
                     out.append(value)
                 else:
-                    errors.record(r, value, self.name)
+                    type_name, message = value
+                    errors.record_remote(r, type_name, message, self.name)
         return out

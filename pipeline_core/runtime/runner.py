@@ -94,7 +94,7 @@ class _Execution:
         self.dead_letter = dead_letter
         self.operators = operators
         self.metrics = metrics
-        self.errors = FailureCollector(cfg.on_error)
+        self.errors = FailureCollector(cfg.on_error, record_in_errors=cfg.record_in_errors)
         self.pending: list[Any] = []
         self.last_position: dict[str, Any] | None = None
         self.coordinator: CheckpointCoordinator | None = None
@@ -417,6 +417,8 @@ async def execute(
         raise
     except Exception as exc:
         error = exc
+        if run.errors.raised:  # on_error: fail: the record it failed on counts too
+            metrics.failed_records += 1
     finally:
         for task in tasks:
             if not task.done():
