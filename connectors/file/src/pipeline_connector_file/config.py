@@ -48,6 +48,9 @@ class FileSourceConfig:
     csv_quotechar: str = attrs.field(default='"', validator=_one_char)
     #: CSV: column names to use instead of reading a header line.
     csv_columns: list[str] | None = None
+    #: CSV: the most lines one record may span (quoted fields with line ends); a longer
+    #: one is taken as an unclosed quote on its first line, which alone fails.
+    csv_max_record_lines: int = attrs.field(default=1000, validator=_positive)
 
 
 @attrs.define(frozen=True, kw_only=True)

@@ -14,6 +14,7 @@ from typing import IO, Any, cast
 
 from pipeline_connector_file.config import FileSourceConfig, Format
 from pipeline_connector_file.readers import (
+    CsvHeaderError,
     ReadStep,
     read_csv,
     read_csv_header,
@@ -152,9 +153,14 @@ class FileSource(Source[FileSourceConfig]):
         header_bytes = header_lines = 0
         if columns is None:
             # The header is always read from the top; its bytes count in the offset.
-            header, header_bytes, header_lines = read_csv_header(
-                f, cfg.encoding, cfg.csv_delimiter, cfg.csv_quotechar
-            )
+            try:
+                header, header_bytes, header_lines = read_csv_header(
+                    f, cfg.encoding, cfg.csv_delimiter, cfg.csv_quotechar, cfg.csv_max_record_lines
+                )
+            except CsvHeaderError as exc:  # no row of the file can be read without it
+                raise FatalConnectorError(
+                    f"{path}:{exc.line}: {exc}", component=self._label()
+                ) from None
             if header is None:
                 return iter(()), offset
             columns = header
@@ -171,6 +177,7 @@ class FileSource(Source[FileSourceConfig]):
             encoding=cfg.encoding,
             delimiter=cfg.csv_delimiter,
             quotechar=cfg.csv_quotechar,
+            max_record_lines=cfg.csv_max_record_lines,
         )
         return reader, offset
 
