@@ -4,7 +4,8 @@
 
     PipelineError
      ├── ConfigError               a job definition or component config is wrong
-     │                              (carries one Problem per mistake)
+     │    │                         (carries one Problem per mistake)
+     │    └── DependencyConflict   a schedule names unregistered jobs or closes a cycle
      ├── PluginError               discovery / registration went wrong
      │    ├── ConnectorNotFound    a job names a type no installed plugin registers
      │    ├── ConnectorConflict    two distributions register the same type name
@@ -37,6 +38,7 @@ __all__ = [
     "BackpressureError",
     "CheckpointError",
     "ConfigError",
+    "DependencyConflict",
     "ConnectorConflict",
     "ConnectorError",
     "ConnectorLoadError",
@@ -118,6 +120,11 @@ class ConfigError(PipelineError):
     @classmethod
     def merge(cls, errors: Iterable[ConfigError]) -> ConfigError:
         return cls([p for e in errors for p in e.problems])
+
+
+class DependencyConflict(ConfigError):
+    """A DEPENDENCY schedule conflicts with what is registered: an upstream job that does
+    not exist, or a cycle (the API answers 409)."""
 
 
 class PluginError(PipelineError):

@@ -33,13 +33,23 @@ from pipeline_core.api.errors import (
     handle_pipeline_error,
 )
 from pipeline_core.api.metrics import PipelineMetrics
-from pipeline_core.api.schemas import SCHEMAS, checkpoint_doc, execution_doc, job_doc, schedule_doc
+from pipeline_core.api.schemas import (
+    SCHEMAS,
+    checkpoint_doc,
+    execution_doc,
+    job_definition_input,
+    job_doc,
+    schedule_doc,
+    schedule_input,
+)
 from pipeline_core.api.security import RequestGuard, SecurityPolicy
 from pipeline_core.config.converter import FieldError, structure
 from pipeline_core.config.documents import parse_document
 from pipeline_core.errors import ConfigError, PipelineError
-from pipeline_core.model.job import check_name
+from pipeline_core.model.names import check_name
 from pipeline_core.model.schedule import ScheduleConfig
+from pipeline_core.model.steps import STEP_TYPES
+from pipeline_core.plugins.manager import Plugins
 from pipeline_core.runtime.lifecycle import ACTIVE
 from pipeline_core.runtime.result import ExecutionStatus
 
@@ -62,7 +72,8 @@ class ApiRoute:
     response: str | None = None  # schema name; "[Name]" for a list
     request: str | None = None
     errors: tuple[int, ...] = ()
-    query: tuple[tuple[str, str, str], ...] = ()  # (name, type, description)
+    #: (name, JSON schema, description) — as strict as the handler checks it
+    query: tuple[tuple[str, dict[str, Any], str], ...] = ()
 
 
 def _json(data: Any, status: int = 200) -> Response:
@@ -358,7 +369,7 @@ class Api:
         return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     async def openapi(self, request: Request) -> Response:
-        return _json(openapi_document(self.tokens))
+        return _json(openapi_document(self.tokens, self.service.plugins))
 
     async def dashboard(self, request: Request) -> Response:
         return dashboard_response()
@@ -399,7 +410,7 @@ ROUTES: list[ApiRoute] = [
         "admin",
         response="JobDetail",
         request="JobDefinitionInput",
-        errors=(400, 404),
+        errors=(400, 404, 409),
     ),
     ApiRoute(
         "GET",
@@ -458,7 +469,7 @@ ROUTES: list[ApiRoute] = [
         "admin",
         response="Schedule",
         request="ScheduleInput",
-        errors=(400, 404),
+        errors=(400, 404, 409),
     ),
     ApiRoute(
         "DELETE",
@@ -478,9 +489,13 @@ ROUTES: list[ApiRoute] = [
         response="[Execution]",
         errors=(400,),
         query=(
-            ("job", "string", "only this job"),
-            ("status", "string", "only this status"),
-            ("limit", "integer", "at most this many (1-1000, default 50)"),
+            ("job", {"type": "string"}, "only this job"),
+            ("status", {"type": "string", "enum": list(ExecutionStatus)}, "only this status"),
+            (
+                "limit",
+                {"type": "integer", "minimum": 1, "maximum": 1000},
+                "at most this many (1-1000, default 50)",
+            ),
         ),
     ),
     ApiRoute(
@@ -581,10 +596,27 @@ def _schema(name: str) -> dict[str, Any]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def openapi_document(tokens: Tokens | None = None) -> dict[str, Any]:
+def openapi_document(
+    tokens: Tokens | None = None, plugins: Plugins | None = None
+) -> dict[str, Any]:
     """The OpenAPI 3.1 document of :data:`ROUTES`; with ``tokens``, as that configuration
-    enforces them (routes that need no token declare no security)."""
+    enforces them (routes that need no token declare no security); with ``plugins``, the
+    installed connectors' type names are the only ones a definition may use."""
     tokens = tokens if tokens is not None else Tokens(frozenset({"-"}))
+    schemas = {
+        **SCHEMAS,
+        "ScheduleInput": schedule_input(),
+        "JobDefinitionInput": job_definition_input(
+            plugins.sources.names() if plugins else [],
+            plugins.sinks.names() if plugins else [],
+            sorted(STEP_TYPES),
+        ),
+    }
+    if plugins is None:  # any type name
+        for role in ("source", "sink"):
+            schemas["JobDefinitionInput"]["properties"][role]["properties"]["type"] = {
+                "type": "string"
+            }
     paths: dict[str, Any] = {}
     error = {"application/json": {"schema": _schema("Error")}}
     for r in ROUTES:
@@ -601,13 +633,17 @@ def openapi_document(tokens: Tokens | None = None) -> dict[str, Any]:
                 "name": p.strip("{}").split(":")[0],
                 "in": "path",
                 "required": True,
-                "schema": {"type": "integer" if ":int" in p else "string"},
+                "schema": (
+                    {"type": "integer", "minimum": 1, "maximum": MAX_VERSION}
+                    if ":int" in p
+                    else {"type": "string"}
+                ),
             }
             for p in r.path.split("/")
             if p.startswith("{")
         ]
         params += [
-            {"name": n, "in": "query", "required": False, "schema": {"type": t}, "description": d}
+            {"name": n, "in": "query", "required": False, "schema": t, "description": d}
             for n, t, d in r.query
         ]
         if params:
@@ -652,7 +688,7 @@ def openapi_document(tokens: Tokens | None = None) -> dict[str, Any]:
         "info": {"title": "Pipeline Framework", "version": __version__},
         "paths": paths,
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": schemas,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }

@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from pipeline_core.errors import (
     ConfigError,
+    DependencyConflict,
     ExecutionNotFound,
     JobAlreadyExists,
     JobAlreadyRunning,
@@ -41,6 +42,7 @@ _MAPPING: list[tuple[type[PipelineError], int, str]] = [
     (JobAlreadyRunning, 409, "job_running"),
     (JobDisabled, 409, "job_disabled"),
     (LifecycleError, 409, "illegal_state"),
+    (DependencyConflict, 409, "dependency_conflict"),
     (ConfigError, 400, "invalid_definition"),
 ]
 

@@ -9,11 +9,21 @@ import datetime as dt
 from typing import Any
 
 from pipeline_core.checkpoint.repository import CheckpointInfo
+from pipeline_core.model.cron import time_zones
+from pipeline_core.model.names import NAME_PATTERN
 from pipeline_core.store.executions import AttemptRecord, ExecutionRecord, Transition
 from pipeline_core.store.registry import JobDefinition
 from pipeline_core.store.schedules import ScheduleRecord
 
-__all__ = ["SCHEMAS", "checkpoint_doc", "execution_doc", "job_doc", "schedule_doc"]
+__all__ = [
+    "SCHEMAS",
+    "checkpoint_doc",
+    "execution_doc",
+    "job_definition_input",
+    "job_doc",
+    "schedule_doc",
+    "schedule_input",
+]
 
 _STR = {"type": "string"}
 _STR_N = {"type": ["string", "null"]}
@@ -23,6 +33,8 @@ _TIME = {"type": "string", "format": "date-time"}
 _TIME_N = {"type": ["string", "null"], "format": "date-time"}
 _BOOL = {"type": "boolean"}
 _OBJ = {"type": "object"}
+#: a job (or savepoint) name: model/names.NAME_PATTERN
+NAME = {"type": "string", "pattern": f"^{NAME_PATTERN.pattern}$"}
 _STATUS = {
     "type": "string",
     "enum": [
@@ -66,20 +78,6 @@ SCHEMAS: dict[str, Any] = {
             "last_trigger_time": _TIME_N,
         }
     ),
-    "ScheduleInput": {
-        "type": "object",
-        "properties": {
-            "type": {"type": "string", "enum": ["CRON", "MANUAL", "EVENT", "DEPENDENCY"]},
-            "cron": _STR,
-            "timezone": _STR,
-            "event_trigger": _STR,
-            "event_topic": _STR,
-            "event_config": _OBJ,
-            "dependencies": {"type": "array", "items": _STR},
-            "enabled": _BOOL,
-        },
-        "required": ["type"],
-    },
     "ExecutionSummary": {
         "oneOf": [
             {"type": "null"},
@@ -107,21 +105,6 @@ SCHEMAS: dict[str, Any] = {
             _ref("Job"),
             _object({"dag_definition": _OBJ, "config_overrides": _OBJ}),
         ]
-    },
-    "JobDefinitionInput": {
-        "description": "A job definition (the dag_definition document): JSON, or YAML with "
-        "Content-Type application/yaml. Secrets as ${env:NAME} references.",
-        "type": "object",
-        "properties": {
-            "name": _STR,
-            "type": {"type": "string", "enum": ["STREAMING", "BATCH_ROLLER", "SQL_TASK"]},
-            "source": _OBJ,
-            "transform": {"type": "array", "items": _OBJ},
-            "sink": _OBJ,
-            "config": _OBJ,
-            "schedule": _OBJ,
-        },
-        "required": ["name", "source", "sink"],
     },
     "Version": _object({"version": _INT, "create_time": _TIME, "created_by": _STR_N}),
     "Transition": _object(
@@ -192,12 +175,92 @@ SCHEMAS: dict[str, Any] = {
     ),
     "Accepted": _object({"execution_id": _STR, "action": _STR, "status": _STATUS}),
     "Started": _object({"execution_id": _STR, "job": _STR, "status": _STATUS}),
-    "SavepointInput": _object({"name": _STR}),
+    "SavepointInput": _object({"name": NAME}),
     "Connector": _object(
         {"kind": _STR, "type": _STR, "plugin": _STR, "distribution": _STR, "class": _STR}
     ),
     "Health": _object({"status": _STR, "instance": _STR, "database": _STR, "running": _INT}),
 }
+
+
+def schedule_input() -> dict[str, Any]:
+    """What ``PUT …/schedule`` (and a definition's ``schedule``) accepts: one variant per
+    type, each naming only its own fields (the others may only be empty), as strictly as
+    ScheduleConfig checks them."""
+    empty: dict[str, Any] = {
+        "cron": {"type": "null"},
+        "event_trigger": {"type": "null"},
+        "event_topic": {"type": "null"},
+        "event_config": {"type": "object", "maxProperties": 0},
+        "dependencies": {"type": "array", "maxItems": 0},
+    }
+    common = {"timezone": {"type": "string", "enum": sorted(time_zones())}, "enabled": _BOOL}
+    text = {"type": "string", "minLength": 1}
+
+    def variant(kind: str, fields: dict[str, Any], required: list[str]) -> dict[str, Any]:
+        kind_schema = {"type": "string", "enum": [kind]}
+        return {
+            "type": "object",
+            "properties": {"type": kind_schema, **common, **empty, **fields},
+            "required": ["type", *required] if kind != "MANUAL" else required,
+            "additionalProperties": False,
+        }
+
+    return {
+        "oneOf": [
+            variant("MANUAL", {}, []),
+            variant("CRON", {"cron": text}, ["cron"]),
+            variant(
+                "EVENT",
+                {"event_trigger": text, "event_topic": text, "event_config": _OBJ},
+                ["event_trigger", "event_topic"],
+            ),
+            variant(
+                "DEPENDENCY",
+                {"dependencies": {"type": "array", "items": NAME, "minItems": 1}},
+                ["dependencies"],
+            ),
+        ]
+    }
+
+
+def job_definition_input(sources: list[str], sinks: list[str], steps: list[str]) -> dict[str, Any]:
+    """What ``POST /api/jobs`` accepts, with the installed connectors' type names. The
+    schema gives the shape; what each connector accepts in its ``config`` (and whether a
+    function imports) is checked by the server: ``400 invalid_definition``."""
+
+    def component(types: list[str]) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "properties": {"type": {"type": "string", "enum": types}, "config": _OBJ},
+            "required": ["type"],
+            "additionalProperties": False,
+        }
+
+    return {
+        "description": "A job definition (the dag_definition document): JSON, or YAML with "
+        "Content-Type application/yaml. Secrets as ${env:NAME} references.",
+        "type": "object",
+        "properties": {
+            "name": NAME,
+            "type": {"type": "string", "enum": ["STREAMING", "BATCH_ROLLER", "SQL_TASK"]},
+            "description": _STR_N,
+            "source": component(sources),
+            "transform": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"type": {"type": "string", "enum": steps}},
+                    "required": ["type"],
+                },
+            },
+            "sink": component(sinks),
+            "config": _OBJ,
+            "schedule": {"oneOf": [{"type": "null"}, _ref("ScheduleInput")]},
+        },
+        "required": ["name", "source", "sink"],
+        "additionalProperties": False,
+    }
 
 
 def _time(value: dt.datetime | None) -> str | None:

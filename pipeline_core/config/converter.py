@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import attrs
 import cattrs
+from cattrs.cols import homogenous_tuple_structure_factory, list_structure_factory
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
 
 from pipeline_core.errors import ConfigError, Problem
@@ -96,6 +97,30 @@ def _structure_any(value: Any, _t: Any) -> Any:
     return value
 
 
+def _is_list_like(t: Any) -> bool:
+    origin = typing.get_origin(t)
+    if origin is list:
+        return True
+    args = typing.get_args(t)
+    return origin is tuple and len(args) == 2 and args[1] is Ellipsis
+
+
+def _sequence_factory(t: Any, conv: cattrs.Converter) -> Any:
+    """cattrs would make ``list("abc")`` of a string (``dependencies: abc`` becoming
+    ``[a, b, c]``): a list field takes a list (or tuple) only."""
+    if typing.get_origin(t) is list:
+        base = list_structure_factory(t, conv)
+    else:
+        base = homogenous_tuple_structure_factory(t, conv)
+
+    def hook(value: Any, _t: Any) -> Any:
+        if not isinstance(value, list | tuple):
+            raise FieldError(f"expected a list, got {value!r}")
+        return base(value, _t)
+
+    return hook
+
+
 def _make_converter() -> cattrs.Converter:
     c = cattrs.Converter(forbid_extra_keys=True)
     # cattrs dispatches classes through functools.singledispatch (subclasses included),
@@ -111,6 +136,7 @@ def _make_converter() -> cattrs.Converter:
     literal: Any = typing.Literal
     c.register_structure_hook_func(lambda t: typing.get_origin(t) is literal, _structure_literal)
     c.register_structure_hook(typing.Any, _structure_any)
+    c.register_structure_hook_factory(_is_list_like, _sequence_factory)
     c.register_structure_hook(
         str | list[str], lambda v, _t: v if isinstance(v, str) else c.structure(v, list[str])
     )

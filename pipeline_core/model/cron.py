@@ -9,6 +9,7 @@ run at the first moment after the gap, one that occurs twice runs once.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import zoneinfo
 
 import attrs
@@ -16,11 +17,19 @@ from croniter import CroniterBadCronError, CroniterBadDateError, croniter
 
 from pipeline_core.config.converter import FieldError
 
-__all__ = ["Cron", "parse_timezone"]
+__all__ = ["Cron", "parse_timezone", "time_zones"]
+
+
+@functools.cache
+def time_zones() -> frozenset[str]:
+    """The IANA names accepted (the API's schema lists the same)."""
+    return frozenset(zoneinfo.available_timezones() | {"UTC"})
 
 
 def parse_timezone(name: str) -> zoneinfo.ZoneInfo:
     try:
+        if name not in time_zones():
+            raise ValueError(name)
         return zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise FieldError(

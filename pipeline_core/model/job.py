@@ -5,13 +5,13 @@ from __future__ import annotations
 import builtins
 import datetime as dt
 import enum
-import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from pipeline_core.config.converter import FieldError, converter
+from pipeline_core.model.names import check_name
 from pipeline_core.model.schedule import ScheduleConfig
 
 if TYPE_CHECKING:
@@ -67,23 +67,6 @@ def _non_negative(_inst: Any, attr: attrs.Attribute[Any], value: Any) -> None:
 def _non_empty(_inst: Any, attr: attrs.Attribute[Any], value: str) -> None:
     if not value or not value.strip():
         raise FieldError("must not be empty", attr.name)
-
-
-#: Job names go into URLs, metric labels, checkpoint paths and file names.
-NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-
-
-def check_name(value: Any, what: str = "name") -> str:
-    """``value`` if it is a safe name, else FieldError saying what is allowed."""
-    if not isinstance(value, str) or not value.strip():
-        raise FieldError("must not be empty", what)
-    if not NAME_PATTERN.fullmatch(value):
-        raise FieldError(
-            f"{value[:60]!r} is not a valid name: 1-128 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit",
-            what,
-        )
-    return value
 
 
 def _safe_name(_inst: Any, attr: attrs.Attribute[Any], value: str) -> None:

@@ -27,8 +27,8 @@ from pipeline_core.model.job import (
     JobType,
     PipelineJob,
     StepSpec,
-    check_name,
 )
+from pipeline_core.model.names import check_name
 from pipeline_core.model.schedule import ScheduleConfig
 
 __all__ = ["job_from_dict", "load_job_file"]

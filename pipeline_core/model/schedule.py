@@ -8,7 +8,8 @@ from typing import Any
 import attrs
 
 from pipeline_core.config.converter import FieldError
-from pipeline_core.model.cron import Cron
+from pipeline_core.model.cron import Cron, parse_timezone
+from pipeline_core.model.names import check_name
 
 __all__ = ["ScheduleConfig", "ScheduleType"]
 
@@ -40,6 +41,20 @@ class ScheduleConfig:
     enabled: bool = True
 
     def __attrs_post_init__(self) -> None:
+        parse_timezone(self.timezone)
+        for name, value in (
+            ("event_trigger", self.event_trigger),
+            ("event_topic", self.event_topic),
+            ("event_config", self.event_config),
+            ("dependencies", self.dependencies),
+        ):
+            owner = ScheduleType.DEPENDENCY if name == "dependencies" else ScheduleType.EVENT
+            if value and self.type is not owner:
+                raise FieldError(
+                    f"{name} is only for {owner} schedules, this one is {self.type}", name
+                )
+        for upstream in self.dependencies:
+            check_name(upstream, "dependencies")
         if self.type is ScheduleType.CRON:
             if not self.cron:
                 raise FieldError("a CRON schedule needs a cron expression", "cron")

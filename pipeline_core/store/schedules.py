@@ -18,7 +18,13 @@ import attrs
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from pipeline_core.errors import ConfigError, JobAlreadyRunning, JobDisabled, JobNotFound, Problem
+from pipeline_core.errors import (
+    DependencyConflict,
+    JobAlreadyRunning,
+    JobDisabled,
+    JobNotFound,
+    Problem,
+)
 from pipeline_core.model.schedule import ScheduleConfig, ScheduleType
 from pipeline_core.runtime.lifecycle import ACTIVE
 from pipeline_core.runtime.result import ExecutionStatus
@@ -78,8 +84,8 @@ UNKNOWN_DEPENDENCY = "depends on a job that is not registered"
 
 def check_dependencies(session: Session, job_id: int, config: ScheduleConfig) -> None:
     """A DEPENDENCY schedule names registered jobs and closes no cycle (a job waiting for
-    itself, directly or through others, would trigger itself forever); ConfigError naming
-    the unknown jobs or the cycle."""
+    itself, directly or through others, would trigger itself forever); DependencyConflict
+    naming the unknown jobs or the cycle."""
     if config.type is not ScheduleType.DEPENDENCY:
         return
     names = dict(session.execute(select(m.JobDefinition.id, m.JobDefinition.job_name)).all())
@@ -103,7 +109,7 @@ def check_dependencies(session: Session, job_id: int, config: ScheduleConfig) ->
     if cycle:
         problems.append(f"dependency cycle: {' → '.join(cycle)}")
     if problems:
-        raise ConfigError(
+        raise DependencyConflict(
             [Problem(p, job=me, component="schedule", field="dependencies") for p in problems]
         )
 

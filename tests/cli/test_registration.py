@@ -67,6 +67,24 @@ BAD: dict[str, tuple[str, str]] = {
         + "schedule: {type: DEPENDENCY, dependencies: [b10]}\n",
         "dependency cycle: b10 → b10",
     ),
+    "dependencies-as-a-string": (
+        "name: b15\n"
+        + GOOD_SOURCE
+        + GOOD_SINK
+        + "schedule: {type: DEPENDENCY, dependencies: good}\n",
+        "expected a list, got 'good'",
+    ),
+    "unknown-time-zone-on-a-manual-schedule": (
+        "name: b16\n" + GOOD_SOURCE + GOOD_SINK + "schedule: {type: MANUAL, timezone: Mars/Base}\n",
+        "unknown time zone 'Mars/Base'",
+    ),
+    "dependencies-on-a-cron-schedule": (
+        "name: b17\n"
+        + GOOD_SOURCE
+        + GOOD_SINK
+        + "schedule: {type: CRON, cron: '0 3 * * *', dependencies: [good]}\n",
+        "dependencies is only for DEPENDENCY schedules",
+    ),
     "bad-name": ("name: ../../tmp/x\n" + GOOD_SOURCE + GOOD_SINK, "is not a valid name"),
     "unknown-state-backend": (
         "name: b12\n" + GOOD_SOURCE + GOOD_SINK + "config: {state_backend: redis}\n",
