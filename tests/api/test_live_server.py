@@ -128,6 +128,9 @@ def test_dashboard_starts_a_job_and_shows_it_complete(
             executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
         )
         page = browser.new_page(viewport={"width": 1400, "height": 900})
+        # the page's CSP allows only its own script and style: nothing of it may be blocked
+        console: list[str] = []
+        page.on("console", lambda m: console.append(m.text))
         page.goto(url + "/")
         # the API wants a token: the page says so, and takes one
         expect(page.locator("#message")).to_contain_text("refresh:", timeout=10_000)
@@ -144,6 +147,7 @@ def test_dashboard_starts_a_job_and_shows_it_complete(
         expect(row).to_contain_text("COMPLETED")  # updated without a reload
         execution.click()
         expect(page.locator("#checkpoints tbody tr").first).to_contain_text("COMPLETED")
+        assert not [m for m in console if "Content Security Policy" in m], console
         page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
         if os.environ.get("PIPELINE_UPDATE_SCREENSHOT"):
             shutil.copy(tmp_path / "dashboard.png", REPO / "docs" / "dashboard.png")
