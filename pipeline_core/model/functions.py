@@ -11,20 +11,35 @@ author's: a module is imported only when it lives in
 Everything else — ``os:system``, ``subprocess:run``, ``builtins:eval``, any installed
 package nobody allowed — is refused *before* anything is imported, at registration as at
 run time.
+
+The control plane (``serve``, the API) runs no user code: under :func:`static_references`
+a reference is checked by reading the module's source (it parses, and defines the
+name at its top level) and stands for a placeholder; only an execution imports it.
 """
 
 from __future__ import annotations
 
+import ast
+import contextlib
+import contextvars
 import importlib
+import importlib.util
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, cast
 
 from pipeline_core.config.converter import FieldError
 
-__all__ = ["allowed_function_dirs", "check_reference", "import_callable"]
+__all__ = [
+    "allowed_function_dirs",
+    "check_reference",
+    "import_callable",
+    "static_references",
+]
+
+_STATIC = contextvars.ContextVar("static_references", default=False)
 
 
 def _packages() -> set[str]:
@@ -95,12 +110,81 @@ def _import_from(top: str, home: Path) -> None:
         importlib.invalidate_caches()
 
 
+@contextlib.contextmanager
+def static_references() -> Iterator[None]:
+    """Within: :func:`import_callable` checks references without importing anything."""
+    token = _STATIC.set(True)
+    try:
+        yield
+    finally:
+        _STATIC.reset(token)
+
+
+def _top_level_names(tree: ast.Module) -> set[str] | None:
+    """Names a module defines at its top level (inside top-level if/try/with too);
+    None when it cannot be known statically (``from x import *``)."""
+    names: set[str] = set()
+    body = list(tree.body)
+    while body:
+        node = body.pop()
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for t in targets:
+                names.update(n.id for n in ast.walk(t) if isinstance(n, ast.Name))
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            for alias in node.names:
+                if alias.name == "*":
+                    return None
+                names.add(alias.asname or alias.name.split(".")[0])
+        elif isinstance(node, ast.If | ast.Try | ast.With | ast.For | ast.While):
+            for part in ("body", "orelse", "finalbody", "handlers"):
+                body.extend(getattr(node, part, []))
+        elif isinstance(node, ast.ExceptHandler):
+            body.extend(node.body)
+    return names
+
+
+def _check_statically(ref: str, home: Path | None, field: str) -> Callable[..., Any]:
+    module_name, _, attr_path = ref.partition(":")
+    if home is None:  # an allowed installed package: found, not imported
+        if importlib.util.find_spec(module_name.split(".")[0]) is None:
+            raise FieldError(f"cannot import {ref!r}: no installed package {module_name!r}", field)
+    else:
+        base = home.joinpath(*module_name.split("."))
+        source = next(
+            (f for f in (base.with_suffix(".py"), base / "__init__.py") if f.is_file()), None
+        )
+        if source is None:
+            raise FieldError(f"cannot import {ref!r}: no module {module_name!r} in {home}", field)
+        try:
+            tree = ast.parse(source.read_bytes(), filename=str(source))
+        except SyntaxError as exc:
+            raise FieldError(
+                f"cannot import {ref!r}: {source.name} line {exc.lineno}: {exc.msg}", field
+            ) from None
+        names = _top_level_names(tree)
+        first = attr_path.split(".")[0]
+        if names is not None and first not in names:
+            raise FieldError(
+                f"cannot import {ref!r}: {source.name} has no attribute {first!r}", field
+            )
+
+    def placeholder(*_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError(f"{ref} was checked, not imported (the control plane runs no user code)")
+
+    return placeholder
+
+
 def import_callable(
     ref: str, base_dir: str | None = None, field: str = "function"
 ) -> Callable[..., Any]:
     """Import ``"package.module:attr.path"`` from an allowed place (see the module
     docstring); FieldError naming the reference otherwise."""
     home = check_reference(ref, base_dir, field)
+    if _STATIC.get():
+        return _check_statically(ref, home, field)
     module_name, _, attr_path = ref.partition(":")
     top = module_name.split(".")[0]
     if home is not None:

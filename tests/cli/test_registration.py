@@ -203,3 +203,36 @@ def test_dependencies_need_registered_jobs_and_close_no_cycle(tmp_path: Path) ->
     assert "not registered: ghost" in ghost.stderr and "cycle" in ghost.stderr
     shown = run("jobs", "schedule", "z", "--json", cwd=tmp_path)
     assert "DEPENDENCY" not in shown.stdout  # nothing was changed
+
+
+def test_registering_runs_no_user_code_but_still_finds_a_missing_function(
+    tmp_path: Path,
+) -> None:
+    """The control plane runs no user code: registering reads a function's module, it
+    does not import it (a module with a side effect at import leaves no trace)."""
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    marker = tmp_path / "imported"
+    (jobs / "sidefx.py").write_text(
+        f"open({str(marker)!r}, 'w').close()\n\ndef keep(r):\n    return True\n"
+    )
+    (jobs / "ok.yaml").write_text(
+        "name: ok\n"
+        + GOOD_SOURCE
+        + "transform: [{type: filter, function: 'sidefx:keep'}]\n"
+        + GOOD_SINK
+    )
+    (jobs / "typo.yaml").write_text(
+        "name: typo\n"
+        + GOOD_SOURCE
+        + "transform: [{type: filter, function: 'sidefx:kep'}]\n"
+        + GOOD_SINK
+    )
+    imported = run("jobs", "import", str(jobs), cwd=tmp_path)
+    assert "sidefx.py has no attribute 'kep'" in imported.stdout, imported.stdout
+    assert stored_jobs(tmp_path) == ["ok"]
+    assert not marker.exists()
+    (tmp_path / "in.jsonl").write_text('{"a": 1}\n')
+    ran = run("run", str(jobs / "ok.yaml"), cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    assert marker.exists()  # an execution does import it
