@@ -23,9 +23,33 @@ class _Server(ThreadingHTTPServer):
 
 class Api:
     def __init__(
-        self, n: int = 1000, *, fail_rate: float = 0.0, seed: int = 1, slow: float = 0.0
+        self,
+        n: int = 1000,
+        *,
+        fail_rate: float = 0.0,
+        seed: int = 1,
+        slow: float = 0.0,
+        cap: int | None = None,
+        short: dict[int, int] | None = None,
+        stated_total: int | None = None,
+        clamp: bool = False,
+        empty_at: set[int] | None = None,
+        repeat_at: int | None = None,
     ) -> None:
         self.records = [{"id": i, "name": f"r{i}"} for i in range(n)]
+        #: /page, /offset: serve at most this many records per page, whatever was asked
+        self.cap = cap
+        #: /page: page number -> records served of it (the rest is lost, the API's fault);
+        #: /offset: offset -> records served from there (a partial page, nothing lost)
+        self.short = short or {}
+        #: the "total" the bodies state (default: the number of records)
+        self.stated_total = n if stated_total is None else stated_total
+        #: /page: a page number past the end serves the last page again
+        self.clamp = clamp
+        #: /cursor, /nexturl, /link: an empty page that links on, before the page at these
+        self.empty_at = empty_at or set()
+        #: /cursor, /nexturl, /link: the page at this start links to itself
+        self.repeat_at = repeat_at
         self.fail_rate = fail_rate
         self.slow = slow
         self.rnd = random.Random(seed)
@@ -111,6 +135,18 @@ class Api:
                 return True
 
             def do_GET(self) -> None:
+                def linked(start: int, gap: bool) -> tuple[list[Any], tuple[int, bool] | None]:
+                    """Records of a linked page from ``start`` and the next (start, gap)."""
+                    if start in api.empty_at and not gap:
+                        return [], (start, True)  # an empty page that links on
+                    data = api.records[start : start + 100]
+                    if start == api.repeat_at:
+                        return data, (start, gap)  # links to itself
+                    return data, (start + 100, False) if start + 100 < len(api.records) else None
+
+                def query(start: int, gap: bool) -> str:
+                    return f"start={start}" + "&gap=1" * gap
+
                 url = urlparse(self.path)
                 q = {k: v[0] for k, v in parse_qs(url.query).items()}
                 with api.lock:
@@ -123,32 +159,35 @@ class Api:
                 if url.path != "/fail404" and self.fault():
                     return
                 recs = api.records
+                total = api.stated_total
                 if url.path in ("/page", "/bearer", "/basic", "/apikey", "/oauth"):
                     page, size = int(q.get("page", 1)), int(q.get("per_page", 100))
-                    self.send(
-                        200, {"data": recs[(page - 1) * size : page * size], "total": len(recs)}
-                    )
+                    size = min(size, api.cap or size)
+                    if api.clamp and recs:
+                        page = min(page, (len(recs) + size - 1) // size)
+                    served = recs[(page - 1) * size : page * size][: api.short.get(page)]
+                    self.send(200, {"data": served, "total": total})
                 elif url.path == "/offset":
                     off, lim = int(q["offset"]), int(q["limit"])
-                    self.send(200, {"items": recs[off : off + lim]})
+                    lim = min(lim, api.cap or lim, api.short.get(off, lim))
+                    self.send(200, {"items": recs[off : off + lim], "total": total})
                 elif url.path == "/cursor":
-                    start = int(q.get("cursor", "c0")[1:])
-                    nxt = f"c{start + 100}" if start + 100 < len(recs) else None
-                    self.send(200, {"data": recs[start : start + 100], "meta": {"next": nxt}})
+                    raw = q.get("cursor", "c0")
+                    data, nxt = linked(int(raw[1:]), raw[0] == "e")
+                    cursor = None if nxt is None else ("e" if nxt[1] else "c") + str(nxt[0])
+                    body = {"data": data, "meta": {"next": cursor}}
+                    self.send(200, {**body, "total": total})
                 elif url.path == "/nexturl":
-                    start = int(q.get("start", 0))
-                    nxt = (
-                        f"{api.base}/nexturl?start={start + 100}"
-                        if start + 100 < len(recs)
-                        else None
-                    )
-                    self.send(200, {"data": recs[start : start + 100], "links": {"next": nxt}})
+                    data, nxt = linked(int(q.get("start", 0)), "gap" in q)
+                    link = None if nxt is None else f"{api.base}/nexturl?{query(*nxt)}"
+                    body = {"data": data, "links": {"next": link}}
+                    self.send(200, {**body, "total": total})
                 elif url.path == "/link":
-                    start = int(q.get("start", 0))
+                    data, nxt = linked(int(q.get("start", 0)), "gap" in q)
                     headers = {}
-                    if start + 100 < len(recs):
-                        headers["Link"] = f'</link?start={start + 100}>; rel="next"'
-                    self.send(200, recs[start : start + 100], headers)
+                    if nxt is not None:
+                        headers["Link"] = f'</link?{query(*nxt)}>; rel="next"'
+                    self.send(200, data, headers)
                 elif url.path == "/fail404":
                     self.send(404, {"error": "no such thing"})
                 elif url.path == "/flakypage":

@@ -73,8 +73,13 @@ class PaginationConfig:
     - ``link_header``: the RFC 8288 ``Link: <…>; rel="next"`` header
     - ``none``: one request
 
-    Stops at an empty page, a short page (page/offset), ``total`` reached (``total_path``),
-    or no next cursor / URL / link.
+    Paging never ends on a guess: page and offset styles stop at an empty page, at the
+    ``total`` (``total_path``) once reached, or - without a total - at a page shorter than
+    the longest page the API served before it (an API that caps its pages below
+    ``page_size`` is detected and paged through in its own page size; offsets advance by
+    the records received). Cursor and URL styles stop when there is no next cursor / URL
+    / link or a page is empty. A sync that ends with fewer records than the stated total
+    fails (``on_total_mismatch: fail``) or logs a warning (``warn``).
     """
 
     style: Literal["page", "offset", "cursor", "next_url", "link_header", "none"] = "page"
@@ -88,6 +93,9 @@ class PaginationConfig:
     cursor_path: str | None = None
     next_url_path: str | None = None
     total_path: str | None = None
+    #: A sync that ends with fewer records than the API's stated total: ``fail`` the job
+    #: (no silent truncation) or ``warn`` and complete.
+    on_total_mismatch: Literal["fail", "warn"] = "fail"
 
     def __attrs_post_init__(self) -> None:
         if self.style == "cursor" and not self.cursor_path:

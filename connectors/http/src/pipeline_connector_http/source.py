@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,9 +13,11 @@ from pipeline_connector_http.auth import make_auth
 from pipeline_connector_http.client import RateLimiter, request
 from pipeline_connector_http.config import HttpSourceConfig
 from pipeline_connector_http.paths import MISSING, get_path
-from pipeline_core import Batch, FatalConnectorError, RuntimeContext, Source
+from pipeline_core import Batch, FatalConnectorError, RuntimeContext, Source, SourceProgress
 
 __all__ = ["HttpSource"]
+
+log = logging.getLogger("pipeline_connector_http")
 
 
 class _Page:
@@ -32,8 +35,9 @@ class _Page:
 class HttpSource(Source[HttpSourceConfig]):
     """One batch per page, each followed by a checkpoint opportunity (a page is complete).
 
-    Positions: ``page`` style ``{"current_page", "page_size", "total_processed"}``;
-    ``offset`` ``{"offset", "total_processed"}`` (the next offset); ``cursor``
+    Positions: ``page`` style ``{"current_page", "page_size", "page_length",
+    "total_processed"}``; ``offset`` ``{"offset", "page_length", "total_processed"}`` (the
+    next offset; ``page_length`` is the longest page the API served); ``cursor``
     ``{"cursor", "total_processed"}`` (the cursor of the next request);
     ``next_url`` / ``link_header`` ``{"next_url", "total_processed"}``. A resumed source
     continues with the page after the last completed one.
@@ -50,6 +54,11 @@ class HttpSource(Source[HttpSourceConfig]):
         self.client: httpx.AsyncClient | None = None
         self.total = 0
         self.requests = 0
+        #: the total the API stated last (``total_path``), if any
+        self.reported_total: int | None = None
+        #: records short of that total when the sync ended (``on_total_mismatch: warn``)
+        self.missing = 0
+        self._capped = False
 
     async def open(self, ctx: RuntimeContext, restored_position: dict[str, Any] | None) -> None:
         await super().open(ctx, restored_position)
@@ -114,59 +123,115 @@ class HttpSource(Source[HttpSourceConfig]):
 
     # --- numbered pages (page, offset): prefetch ---------------------------------------
 
-    def _numbered_params(self, index: int) -> dict[str, Any]:
+    def _numbered_params(self, key: int) -> dict[str, Any]:
+        """Query parameters for page number ``key`` (page style) or offset ``key``."""
         p = self.config.pagination
         params = dict(self.config.params)
         if p.style == "page":
-            params[p.page_param] = p.start_page + index
+            params[p.page_param] = key
             if p.size_param:
                 params[p.size_param] = p.page_size
         else:
-            params[p.offset_param] = index * p.page_size
+            params[p.offset_param] = key
             params[p.limit_param] = p.page_size
         return params
 
+    def _wanted(self, key: int, step: int) -> list[int]:
+        """The requests to have in flight: ``key`` (needed now) and up to ``prefetch - 1``
+        guesses after it, none past the stated total."""
+        offset_style = self.config.pagination.style == "offset"
+        wanted = [key]
+        for k in range(1, self.config.prefetch):
+            if self.reported_total is not None and self.total + k * step >= self.reported_total:
+                break
+            wanted.append(key + k * step if offset_style else key + k)
+        return wanted
+
     async def _numbered(self) -> AsyncIterator[Batch]:
+        """Page and offset styles. Offsets advance by the records received (an API that
+        serves fewer than asked loses nothing); prefetched requests that guessed wrong
+        offsets are dropped. The end is an empty page, the stated total reached, or,
+        without a total, a page shorter than the longest one before it: a first page
+        shorter than ``page_size`` is followed by one more request, because it may be the
+        API's cap (then paging goes on in the API's page size, with a warning)."""
         p = self.config.pagination
-        if p.style == "page":
-            index = int(self.position.get("current_page", p.start_page - 1)) - p.start_page + 1
+        offset_style = p.style == "offset"
+        if offset_style:
+            key = int(self.position.get("offset", 0))
         else:
-            index = int(self.position.get("offset", 0)) // p.page_size
+            key = int(self.position.get("current_page", p.start_page - 1)) + 1
+        restored = self.position.get("page_length")
+        longest: int | None = int(restored) if restored else None
+        previous: list[Any] | None = None
         in_flight: dict[int, asyncio.Task[httpx.Response]] = {}
-        ahead = self.config.prefetch
         try:
             while True:
-                for i in range(index, index + ahead):
-                    if i not in in_flight:
-                        in_flight[i] = asyncio.create_task(
-                            self._get(self.config.url, self._numbered_params(i))
+                wanted = self._wanted(key, longest or p.page_size)
+                stale = [in_flight.pop(k) for k in list(in_flight) if k not in wanted]
+                if stale:  # guessed offsets that the pages received did not confirm
+                    for task in stale:
+                        task.cancel()
+                    await asyncio.gather(*stale, return_exceptions=True)
+                for k in wanted:
+                    if k not in in_flight:
+                        in_flight[k] = asyncio.create_task(
+                            self._get(self.config.url, self._numbered_params(k))
                         )
-                page = self._parse(await in_flight.pop(index))
-                if not page.records:
-                    return
-                self.total += len(page.records)
-                index += 1
-                if p.style == "page":
-                    position = {
-                        "current_page": p.start_page + index - 1,
-                        "page_size": p.page_size,
-                        "total_processed": self.total,
-                    }
+                page = self._parse(await in_flight.pop(key))
+                if page.total is not None:
+                    self.reported_total = page.total
+                n = len(page.records)
+                if n == 0:
+                    break
+                if previous is not None and page.records == previous:
+                    log.warning(
+                        "%s: %s %d repeats the page before it; taken as the end",
+                        self.ctx.component,
+                        "offset" if offset_style else "page",
+                        key,
+                    )
+                    break
+                if longest is not None and longest < p.page_size and not self._capped:
+                    self._capped = True
+                    log.warning(
+                        "%s: the API serves at most %d records per page (page_size is %d); "
+                        "paging on in pages of %d",
+                        self.ctx.component,
+                        longest,
+                        p.page_size,
+                        longest,
+                    )
+                short = longest is not None and n < longest
+                longest = max(longest or 0, n)
+                self.total += n
+                if offset_style:
+                    key += n
+                    position: dict[str, Any] = {"offset": key}
                 else:
-                    position = {"offset": index * p.page_size, "total_processed": self.total}
+                    position = {"current_page": key, "page_size": p.page_size}
+                    key += 1
+                position["page_length"] = longest
+                position["total_processed"] = self.total
                 yield Batch(page.records, position, checkpoint_after=True)
-                if len(page.records) < p.page_size or (
-                    page.total is not None and self.total >= page.total
-                ):
-                    return
+                if page.total is not None:
+                    if self.total >= page.total:
+                        break
+                elif short:
+                    break
+                previous = page.records
         finally:
             for task in in_flight.values():
                 task.cancel()
             await asyncio.gather(*in_flight.values(), return_exceptions=True)
+        self._ended()
 
     # --- linked pages (cursor, next URL, Link header) ----------------------------------
 
     async def _linked(self) -> AsyncIterator[Batch]:
+        """Cursor and URL styles follow the API's next cursor / URL / link while there is
+        one, also past an empty page (some APIs serve those mid-sync) and past a stated
+        total (checked only at the end). The same cursor or URL again ends paging after
+        an empty page and fails it after a full one (it would repeat that page forever)."""
         cfg = self.config
         p = cfg.pagination
         url: str | None = self.position.get("next_url") or cfg.url
@@ -184,22 +249,59 @@ class HttpSource(Source[HttpSourceConfig]):
             if p.style == "cursor" and cursor is not None:
                 params[p.cursor_param] = cursor
             page = self._parse(await self._get(url, params))
+            if page.total is not None:
+                self.reported_total = page.total
             self.total += len(page.records)
+            asked, found = (
+                (cursor, page.next_cursor) if p.style == "cursor" else (url, page.next_url)
+            )
+            if found is not None and found == asked:
+                if page.records:
+                    raise FatalConnectorError(
+                        f"the API answered {p.style} {asked!r} with the same {p.style} as the "
+                        "next: paging would repeat that page forever",
+                        component=self.ctx.component,
+                    )
+                found = None
             if p.style == "cursor":
-                cursor = page.next_cursor
+                cursor = found
                 position: dict[str, Any] = {"cursor": cursor, "total_processed": self.total}
-                next_url = cfg.url if cursor is not None and page.records else None
+                next_url = cfg.url if cursor is not None else None
             elif p.style == "none":
                 next_url = None
                 position = {"done": True, "total_processed": self.total}
             else:
-                next_url = page.next_url if page.records else None
+                next_url = found
                 position = {"next_url": next_url, "total_processed": self.total}
             if page.records:
                 yield Batch(page.records, position, checkpoint_after=True)
-            if page.total is not None and self.total >= page.total:
-                return
             url = next_url
+        self._ended()
+
+    def _ended(self) -> None:
+        """Paging ended normally: fewer records than the API's stated total is never
+        silent."""
+        stated = self.reported_total
+        if stated is None or self.total >= stated:
+            return
+        p = self.config.pagination
+        message = (
+            f"the API stated a total of {stated:,} records ({p.total_path}) but its pages "
+            f"ended after {self.total:,}: {stated - self.total:,} missing"
+        )
+        if p.on_total_mismatch == "fail":
+            raise FatalConnectorError(
+                f"{message} (set pagination.on_total_mismatch: warn to accept this)",
+                component=self.ctx.component,
+            )
+        self.missing = stated - self.total
+        log.warning("%s: %s", self.ctx.component, message)
+
+    def progress(self) -> SourceProgress | None:
+        """Records read of the API's stated total (when ``total_path`` gives one)."""
+        if self.reported_total is None:
+            return None
+        return SourceProgress(self.total, self.reported_total, "records")
 
     def read(self) -> AsyncIterator[Batch]:
         if self.config.pagination.style in ("page", "offset"):
