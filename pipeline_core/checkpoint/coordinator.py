@@ -10,9 +10,10 @@ Protocol (aligned barriers, one pipeline task):
 3. ``take``: the pending output is written to the sink; a ``PENDING`` row is recorded; the
    state backend and the operators' small states are snapshotted into a local directory;
    sinks ``prepare_commit``; the directory is uploaded to checkpoint storage; the row
-   becomes ``COMPLETED`` with ``state_data``. Only then do sinks and the source get
-   ``on_checkpoint_complete``. Any failure marks the row ``FAILED`` and fails the job:
-   the previous checkpoint stays intact and a retry resumes from it.
+   becomes ``COMPLETED`` with ``state_data`` (where a string holds a secret resolved by
+   the job, its reference stands instead: see ``redact_data``). Only then do sinks and
+   the source get ``on_checkpoint_complete``. Any failure marks the row ``FAILED`` and
+   fails the job: the previous checkpoint stays intact and a retry resumes from it.
 4. ``restore``: download the checkpoint, restore the backend and operators, let sinks
    finish what that checkpoint prepared, and hand the source its position.
 """
@@ -35,6 +36,7 @@ import orjson
 from pipeline_core.checkpoint.repository import CheckpointInfo, CheckpointRepository
 from pipeline_core.checkpoint.retention import prune
 from pipeline_core.checkpoint.storage import CheckpointStorage
+from pipeline_core.config.secrets import redact, redact_data, unredact_data
 from pipeline_core.errors import CheckpointError
 from pipeline_core.io import Sink
 from pipeline_core.model.job import JobType, PipelineJob
@@ -226,6 +228,9 @@ class CheckpointCoordinator:
                 state_data["counts"] = self.counts()
             if savepoint:
                 state_data["savepoint"] = savepoint
+            # positions may hold a resolved secret (a path, a next-page URL): stored with
+            # its reference instead, and given back on restore
+            state_data = redact_data(state_data)
             (local / "_metadata.json").write_bytes(orjson.dumps(state_data, default=str))
             location = self.storage.location(job, self.execution_id, cid)
             stored = await asyncio.to_thread(self.storage.upload, local, location)
@@ -243,7 +248,7 @@ class CheckpointCoordinator:
                     self.repository.fail,
                     execution_id=self.execution_id,
                     checkpoint_id=cid,
-                    reason=f"{type(exc).__name__}: {exc}",
+                    reason=redact(f"{type(exc).__name__}: {exc}"),
                 )
             )
             self._settle(None, CheckpointError(f"checkpoint {cid} of job {job!r} failed: {exc}"))
@@ -308,8 +313,9 @@ class CheckpointCoordinator:
         finally:
             if in_place is None:
                 shutil.rmtree(local, ignore_errors=True)
-        sink_states = info.state_data.get("sink_state") or []
+        state_data = unredact_data(info.state_data)  # the references the job resolved
+        sink_states = state_data.get("sink_state") or []
         for sink, state in zip(self.sinks, sink_states, strict=False):
             await sink.restore_commit(info.checkpoint_id, state)
-        position: dict[str, Any] = info.state_data.get("source_state") or {}
+        position: dict[str, Any] = state_data.get("source_state") or {}
         return position

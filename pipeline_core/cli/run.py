@@ -42,12 +42,14 @@ __all__ = ["add_parsers"]
 EXIT_FAILED, EXIT_CONFIG, EXIT_CANCELLED = 1, 2, 130
 
 
-def _load(path: str) -> tuple[Plugins, PreparedJob]:
+def _load(path: str, *, run: bool) -> tuple[Plugins, PreparedJob]:
+    """The job file, checked; with ``run``, its secret references resolved (this process
+    runs it) — ``validate`` never resolves one."""
     plugins = load_plugins()
     for failure in plugins.failures:
         err.print(f"[yellow]warning:[/] {failure}", markup=True, soft_wrap=True)
     job = load_job_file(path)
-    return plugins, prepare(job, plugins)
+    return plugins, prepare(job, plugins, resolve_secrets=run)
 
 
 def _describe(prepared: PreparedJob) -> str:
@@ -332,7 +334,7 @@ def _summary(
 
 def run(args: argparse.Namespace) -> int:
     try:
-        plugins, prepared = _load(args.jobfile)
+        plugins, prepared = _load(args.jobfile, run=True)
     except PipelineError as exc:
         print_error(exc)
         return EXIT_CONFIG
@@ -436,7 +438,7 @@ def _push(url: str, job_name: str, prom: Any) -> None:
 
 def validate(args: argparse.Namespace) -> int:
     try:
-        _plugins, prepared = _load(args.jobfile)
+        _plugins, prepared = _load(args.jobfile, run=False)
     except PipelineError as exc:
         print_error(exc)
         return EXIT_CONFIG

@@ -1,47 +1,440 @@
 """Secret references: ``${env:NAME}`` (``${env:NAME:-default}`` with a default) and
-``${file:path}`` in config strings.
+``${file:path}`` in config strings — and the redactor that keeps their values out of
+every error, log line, row and checkpoint.
 
 Job definitions keep the references (so a stored or exported definition never holds a
-secret); they are resolved only when a component is created for an execution.
+secret). Validation never resolves them: :func:`validate_config` checks a config with
+its references in place (a field whose value holds a reference is type-checked only
+where it is resolved) and refuses a ``${file:…}`` outside the allowed secret directories
+without touching the file. They are resolved — :func:`structure_config` — only inside an
+execution (the worker process, or the process of a foreground run) and by the scheduler
+for an event trigger's options.
+
+``${file:PATH}`` may only name a file under one of the allowed secret directories:
+``PIPELINE_SECRET_DIRS`` (``os.pathsep``-separated), by default ``/run/secrets``,
+``/var/run/secrets`` and ``.pipeline/secrets`` of the working directory. The path is
+checked as written (``..`` collapsed) at validation, and with its symlinks resolved
+before it is read. Operator configuration (the API's token variables) is trusted input:
+``resolve_references(value, trusted=True)`` reads any file.
+
+Every value resolved in a process is remembered by that process's redactor:
+:func:`redact` replaces it (and its quoted / escaped forms) with the reference it came
+from, so an error about ``postgresql://app:${env:DB_PASSWORD}@db/app`` says so instead of
+showing the password. The framework applies it to every error message it stores or
+sends to another process, to checkpoint metadata, and — through a log record factory
+installed with the first resolved value — to every log record of the process. Values
+shorter than :data:`MIN_REDACTED_LENGTH` characters are not redacted (they would garble
+every message, and are no secret).
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import re
+import threading
+import urllib.parse
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pipeline_core.config.converter import FieldError
+from pipeline_core.config.converter import FieldError, structure
+from pipeline_core.errors import ConfigError, Problem
 
-__all__ = ["resolve_references"]
+__all__ = [
+    "DEFAULT_SECRET_DIRS",
+    "MIN_REDACTED_LENGTH",
+    "SECRET_DIRS_ENV",
+    "check_references",
+    "has_reference",
+    "redact",
+    "redact_data",
+    "resolve_references",
+    "secret_dirs",
+    "structure_config",
+    "unredact_data",
+    "validate_config",
+]
+
+T = TypeVar("T")
 
 _REF = re.compile(r"\$\{(env|file):([^}]+)\}")
 
+#: The environment variable naming the directories ``${file:…}`` may read from.
+SECRET_DIRS_ENV = "PIPELINE_SECRET_DIRS"
+#: Used when ``PIPELINE_SECRET_DIRS`` is not set (relative ones: from the working directory).
+DEFAULT_SECRET_DIRS = ("/run/secrets", "/var/run/secrets", ".pipeline/secrets")
+#: Resolved values shorter than this are not redacted.
+MIN_REDACTED_LENGTH = 4
 
-def _resolve_one(kind: str, name: str, field: str) -> str:
+
+# --- allowed secret directories ---------------------------------------------------------
+
+
+def secret_dirs() -> list[Path]:
+    """The directories ``${file:…}`` references may read from (absolute, as configured)."""
+    raw = os.environ.get(SECRET_DIRS_ENV)
+    entries: Iterable[str] = (
+        DEFAULT_SECRET_DIRS if raw is None else [e for e in raw.split(os.pathsep) if e.strip()]
+    )
+    return [Path(os.path.abspath(os.path.expanduser(e.strip()))) for e in entries]
+
+
+def _within(path: str, directory: str) -> bool:
+    return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)
+
+
+def _outside_dirs(name: str, reference: str, *, real: bool) -> FieldError | None:
+    """None if ``name`` is under an allowed directory; else the refusal. ``real``: resolve
+    symlinks first (before reading); otherwise the path as written, ``..`` collapsed
+    (validation touches no user-named file)."""
+    dirs = secret_dirs()
+    path = os.path.abspath(os.path.expanduser(name))
+    allowed = {str(d) for d in dirs} | {os.path.realpath(d) for d in dirs}
+    if real:
+        path = os.path.realpath(path)
+        allowed = {os.path.realpath(d) for d in dirs}
+    if any(_within(path, d) for d in allowed):
+        return None
+    listing = ", ".join(str(d) for d in dirs) or "none"
+    return FieldError(
+        f"{reference} names a file outside the allowed secret directories ({listing}; "
+        f"{SECRET_DIRS_ENV} sets them)"
+    )
+
+
+# --- the redactor ----------------------------------------------------------------------
+
+
+def _forms(value: str) -> set[str]:
+    """``value`` and the forms it takes in messages: repr- and JSON-escaped, URL-quoted,
+    and each line of a multi-line value."""
+    forms = {value, value.strip(), repr(value)[1:-1], json.dumps(value)[1:-1]}
+    forms |= {urllib.parse.quote(value, safe=""), urllib.parse.quote_plus(value)}
+    forms |= {line.strip() for line in value.splitlines()}
+    return {f for f in forms if len(f) >= MIN_REDACTED_LENGTH}
+
+
+class _Redactor:
+    """The values resolved in this process, each with the reference it came from."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._refs: dict[str, str] = {}  # form of a value -> its reference
+        self._exact: dict[str, str] = {}  # value exactly -> its reference
+        self._values: dict[str, str] = {}  # reference -> value (to restore positions)
+        self._pattern: re.Pattern[str] | None = None
+        self._exact_pattern: re.Pattern[str] | None = None
+
+    def remember(self, value: str, reference: str) -> None:
+        forms = _forms(value)
+        with self._lock:
+            if len(value) >= MIN_REDACTED_LENGTH and reference not in self._values:
+                self._values[reference] = value
+            new = {f for f in forms if f not in self._refs}
+            if not new:
+                return
+            for f in new:
+                self._refs[f] = reference
+            if value in new:
+                self._exact[value] = reference
+            self._pattern = self._exact_pattern = None
+        _install_log_redaction()
+
+    @staticmethod
+    def _compile(values: Iterable[str]) -> re.Pattern[str]:
+        # References first, so that redacting twice changes nothing; then the longest
+        # values, so that a value containing another one is replaced whole.
+        alternatives = [
+            _REF.pattern,
+            *(re.escape(v) for v in sorted(values, key=len, reverse=True)),
+        ]
+        return re.compile("|".join(alternatives))
+
+    def redact(self, text: str, *, exact: bool = False) -> str:
+        table = self._exact if exact else self._refs
+        if not table or not text:
+            return text
+        with self._lock:
+            pattern = self._exact_pattern if exact else self._pattern
+            if pattern is None:
+                pattern = self._compile(table)
+                if exact:
+                    self._exact_pattern = pattern
+                else:
+                    self._pattern = pattern
+        return pattern.sub(lambda m: table.get(m.group(0), m.group(0)), text)
+
+    def unredact(self, text: str) -> str:
+        if not self._values or "${" not in text:
+            return text
+        values = self._values
+        return _REF.sub(lambda m: values.get(m.group(0), m.group(0)), text)
+
+    @property
+    def active(self) -> bool:
+        return bool(self._refs)
+
+
+_redactor = _Redactor()
+
+
+def redact(text: str) -> str:
+    """``text`` with every secret value resolved in this process replaced by its reference."""
+    return _redactor.redact(text)
+
+
+def _map_strings(value: Any, fn: Any) -> Any:
+    if isinstance(value, str):
+        return fn(value)
+    if isinstance(value, dict):
+        return {_map_strings(k, fn): _map_strings(v, fn) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_map_strings(v, fn) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_map_strings(v, fn) for v in value)
+    return value
+
+
+def redact_data(value: Any) -> Any:
+    """A JSON-like value (a checkpoint's positions) with every string that holds a value
+    resolved in this process holding its reference instead. Only exact values are
+    replaced, so that :func:`unredact_data` gives the original back."""
+    if not _redactor.active:
+        return value
+    return _map_strings(value, lambda s: _redactor.redact(s, exact=True))
+
+
+def unredact_data(value: Any) -> Any:
+    """The inverse of :func:`redact_data` for the references this process resolved (a
+    restored position gets its values back; a reference this process did not resolve —
+    text that only looks like one — stays as it is)."""
+    return _map_strings(value, _redactor.unredact)
+
+
+# --- log records -----------------------------------------------------------------------
+
+_log_lock = threading.Lock()
+_log_installed = False
+
+
+def _redact_record(record: logging.LogRecord) -> None:
+    try:
+        message = record.getMessage()
+    except Exception:
+        return  # logging reports the bad format string itself
+    clean = _redactor.redact(message)
+    if clean != message:
+        record.msg, record.args = clean, None
+    if record.exc_info and record.exc_info[0] is not None and not record.exc_text:
+        text = logging.Formatter().formatException(record.exc_info)
+        clean = _redactor.redact(text)
+        if clean != text:
+            record.exc_text = clean  # formatters use it instead of formatting exc_info
+    if record.stack_info:
+        record.stack_info = _redactor.redact(record.stack_info)
+
+
+def _install_log_redaction() -> None:
+    """Redact every log record of this process from now on (a record factory: it covers
+    every logger and handler, the framework's and the libraries')."""
+    global _log_installed
+    with _log_lock:
+        if _log_installed:
+            return
+        previous = logging.getLogRecordFactory()
+
+        def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+            record = previous(*args, **kwargs)
+            _redact_record(record)
+            return record
+
+        logging.setLogRecordFactory(factory)
+        _log_installed = True
+
+
+# --- checking and resolving --------------------------------------------------------------
+
+
+def has_reference(value: Any) -> bool:
+    """Whether ``value`` (a string, or a dict / list of them) holds a secret reference."""
+    if isinstance(value, str):
+        return "${" in value and _REF.search(value) is not None
+    if isinstance(value, dict):
+        return any(has_reference(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(has_reference(v) for v in value)
+    return False
+
+
+def _walk(value: Any, field: str) -> Iterable[tuple[str, str]]:
+    """(field, string) for every string in ``value`` that holds a reference."""
+    if isinstance(value, str):
+        if "${" in value:
+            yield field, value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _walk(v, f"{field}.{k}" if field else str(k))
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            yield from _walk(v, f"{field}[{i}]")
+
+
+def check_references(value: Any, field: str = "") -> list[FieldError]:
+    """The problems of ``value``'s references that show without resolving them: a
+    ``${file:…}`` outside the allowed secret directories. Reads no file."""
+    problems = []
+    for where, text in _walk(value, field):
+        for m in _REF.finditer(text):
+            if m.group(1) == "file":
+                problem = _outside_dirs(m.group(2).strip(), m.group(0), real=False)
+                if problem is not None:
+                    problem.field = where or None
+                    problems.append(problem)
+    return problems
+
+
+def _resolve_one(kind: str, name: str, reference: str, trusted: bool) -> str:
     if kind == "env":
         name, has_default, default = name.partition(":-")
-        value = os.environ.get(name.strip(), default if has_default else None)
+        value = os.environ.get(name.strip())
         if value is None:
-            raise FieldError(f"environment variable {name!r} is not set", field)
-        return value
-    try:
-        return Path(name).expanduser().read_text().rstrip("\n")
-    except OSError as exc:
-        raise FieldError(f"cannot read secret file {name!r}: {exc.strerror}", field) from None
+            if has_default:
+                return default  # the job file's own text: no secret
+            raise FieldError(f"environment variable {name.strip()!r} is not set ({reference})")
+    else:
+        if not trusted:
+            refused = _outside_dirs(name, reference, real=True)
+            if refused is not None:
+                raise refused
+        try:
+            value = Path(name).expanduser().read_text().rstrip("\n")
+        except OSError as exc:
+            raise FieldError(f"cannot read secret file {name!r}: {exc.strerror}") from None
+    _redactor.remember(value, reference)
+    return value
 
 
-def resolve_references(value: Any, field: str = "") -> Any:
-    """Return ``value`` with every ``${env:…}`` / ``${file:…}`` in its strings replaced."""
+def _resolve(value: Any, field: str, trusted: bool, problems: list[FieldError]) -> Any:
     if isinstance(value, str):
         if "${" not in value:
             return value
-        return _REF.sub(lambda m: _resolve_one(m.group(1), m.group(2).strip(), field), value)
+
+        def one(m: re.Match[str]) -> str:
+            try:
+                return _resolve_one(m.group(1), m.group(2).strip(), m.group(0), trusted)
+            except FieldError as exc:
+                exc.field = field or None
+                problems.append(exc)
+                return m.group(0)
+
+        return _REF.sub(one, value)
     if isinstance(value, dict):
         return {
-            k: resolve_references(v, f"{field}.{k}" if field else str(k)) for k, v in value.items()
+            k: _resolve(v, f"{field}.{k}" if field else str(k), trusted, problems)
+            for k, v in value.items()
         }
     if isinstance(value, list):
-        return [resolve_references(v, f"{field}[{i}]") for i, v in enumerate(value)]
+        return [_resolve(v, f"{field}[{i}]", trusted, problems) for i, v in enumerate(value)]
     return value
+
+
+def resolve_references(value: Any, field: str = "", *, trusted: bool = False) -> Any:
+    """Return ``value`` with every ``${env:…}`` / ``${file:…}`` in its strings replaced.
+
+    Raises FieldError (naming the reference, never a value) for an unset variable, an
+    unreadable file or — unless ``trusted`` (operator configuration, not a job) — a file
+    outside the allowed secret directories. Every resolved value is remembered by this
+    process's redactor."""
+    problems: list[FieldError] = []
+    resolved = _resolve(value, field, trusted, problems)
+    if problems:
+        raise problems[0]
+    return resolved
+
+
+# --- structuring a config that may hold references --------------------------------------
+
+_MISSING = object()
+_STEP = re.compile(r"\[(\d+)\]|\.?([^.\[]+)")
+
+
+def _at(value: Any, field: str | None) -> Any:
+    """The value at a problem's ``field`` path (``a.b[0].c``); _MISSING if there is none.
+    A reference on the way (``a`` holds ``${env:X}``, the problem is about ``a.b``) is
+    returned itself: the problem is about it."""
+    if not field:
+        return value
+    for index, key in _STEP.findall(field):
+        if isinstance(value, str) and has_reference(value):
+            return value
+        try:
+            value = value[int(index)] if index else value[key]
+        except (KeyError, IndexError, TypeError, ValueError):
+            return _MISSING
+    return value
+
+
+def _describe(raw: Any) -> str:
+    if isinstance(raw, str) and _REF.fullmatch(raw.strip()):
+        return f"the value of {raw.strip()}"
+    return f"the resolved value of {raw!r}"
+
+
+def _explain(problem: Problem, raw: Any, resolved: Any) -> Problem:
+    """A structuring problem of a resolved config, naming the reference its field held."""
+    message = problem.message
+    held = _at(raw, problem.field)
+    if held is not _MISSING and has_reference(held):
+        value = _at(resolved, problem.field)
+        if value is not _MISSING:
+            message = message.replace(repr(value), _describe(held))
+            if isinstance(value, str) and len(value) >= MIN_REDACTED_LENGTH:
+                message = message.replace(value, _describe(held))
+    return Problem(
+        redact(message), job=problem.job, component=problem.component, field=problem.field
+    )
+
+
+def _problems(
+    errors: Iterable[FieldError], job: str | None, component: str | None
+) -> list[Problem]:
+    return [Problem(e.message, job=job, component=component, field=e.field) for e in errors]
+
+
+def validate_config(
+    data: Any, cls: type[Any], *, job: str | None = None, component: str | None = None
+) -> None:
+    """Check a component's (or trigger's) ``config`` against ``cls`` without resolving its
+    references (validation: at registration, ``validate``). A field whose value holds a
+    reference cannot be type-checked before it is resolved, so its problems are left to
+    the run; a ``${file:…}`` outside the allowed secret directories is refused (reading
+    nothing). Raises ConfigError with one Problem per mistake."""
+    problems = _problems(check_references(data), job, component)
+    try:
+        structure(data, cls, job=job, component=component)
+    except ConfigError as exc:
+        problems += [p for p in exc.problems if not has_reference(_at(data, p.field))]
+    if problems:
+        raise ConfigError(problems)
+
+
+def structure_config(
+    data: Any, cls: type[T], *, job: str | None = None, component: str | None = None
+) -> T:
+    """Resolve the references of a component's (or trigger's) ``config`` and structure it
+    into ``cls`` — inside the execution only. Raises ConfigError with one Problem per
+    mistake; a problem of a field that held a reference names the reference, never the
+    value (``expected int, got the value of ${env:BATCH}``)."""
+    static = check_references(data)
+    if static:
+        raise ConfigError(_problems(static, job, component))
+    unresolved: list[FieldError] = []
+    resolved = _resolve(data, "", False, unresolved)
+    if unresolved:
+        raise ConfigError(_problems(unresolved, job, component))
+    try:
+        return structure(resolved, cls, job=job, component=component)
+    except ConfigError as exc:
+        raise ConfigError([_explain(p, data, resolved) for p in exc.problems]) from None

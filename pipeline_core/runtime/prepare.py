@@ -3,6 +3,12 @@
 ``prepare`` resolves component types through the plugin registries, structures (and so
 validates) their configs, imports step functions and builds the Stream, collecting every
 problem into one ConfigError before anything runs.
+
+Secret references are resolved only where the job runs: by default ``prepare`` checks
+the configs with their references in place (what validation at registration needs: it
+must never resolve a secret) and the factories resolve them when the execution creates
+its components; ``resolve_secrets=True`` resolves them now, for a caller that is about
+to run the job in this process and wants a missing secret reported before the start.
 """
 
 from __future__ import annotations
@@ -12,8 +18,7 @@ from typing import Any
 
 import attrs
 
-from pipeline_core.config.converter import FieldError, structure
-from pipeline_core.config.secrets import resolve_references
+from pipeline_core.config.secrets import check_references, structure_config, validate_config
 from pipeline_core.errors import ConfigError, PluginError, Problem
 from pipeline_core.io import Sink, Source
 from pipeline_core.model.job import ComponentSpec, PipelineJob
@@ -27,7 +32,11 @@ __all__ = ["PreparedJob", "prepare"]
 
 @attrs.frozen
 class PreparedJob:
-    """A validated job: factories for fresh components, and its operator chain."""
+    """A validated job: factories for fresh components, and its operator chain.
+
+    A factory of a job prepared without ``resolve_secrets`` resolves the component's
+    secret references when called, so it may raise ConfigError (a variable not set, a
+    resolved value of the wrong type) — the execution reports it as its failure."""
 
     job: PipelineJob
     make_source: Callable[[], Source[Any]]
@@ -44,6 +53,7 @@ def _factory(
     registry: TypeRegistry[Any],
     job: PipelineJob,
     role: str,
+    resolve_secrets: bool,
 ) -> tuple[Callable[[], Any], str]:
     if isinstance(spec, base):
         return (lambda: spec), f"{role} ({getattr(spec, 'type_name', type(spec).__name__)})"
@@ -64,14 +74,15 @@ def _factory(
         raise ConfigError(
             Problem(f"{cls!r} is not a {base.__name__}", job=job.name, component=label)
         )
-    try:
-        raw = resolve_references(spec.config)
-    except FieldError as exc:
-        raise ConfigError(
-            Problem(exc.message, job=job.name, component=label, field=exc.field)
-        ) from None
-    config = structure(raw, cls.config_cls, job=job.name, component=label)
-    return (lambda: cls(config)), label
+    if resolve_secrets:
+        config = structure_config(spec.config, cls.config_cls, job=job.name, component=label)
+        return (lambda: cls(config)), label
+    validate_config(spec.config, cls.config_cls, job=job.name, component=label)
+
+    def make() -> Any:  # in the execution: resolves the references (ConfigError if not)
+        return cls(structure_config(spec.config, cls.config_cls, job=job.name, component=label))
+
+    return make, label
 
 
 def _build_stream(job: PipelineJob) -> Stream:
@@ -99,19 +110,28 @@ def _build_stream(job: PipelineJob) -> Stream:
     return stream
 
 
-def prepare(job: PipelineJob, plugins: Plugins) -> PreparedJob:
-    """Validate everything about ``job``; raise one ConfigError listing every problem."""
+def prepare(job: PipelineJob, plugins: Plugins, *, resolve_secrets: bool = False) -> PreparedJob:
+    """Validate everything about ``job``; raise one ConfigError listing every problem.
+
+    Secret references stay unresolved (validation) unless ``resolve_secrets``: then they
+    are resolved now, in this process — only where the job is about to run."""
     problems: list[Problem] = []
     results: dict[str, Any] = {}
+    resolve = resolve_secrets
     checks: dict[str, Callable[[], Any]] = {
-        "source": lambda: _factory(job.source, Source, plugins.sources, job, "source"),
-        "sink": lambda: _factory(job.sink, Sink, plugins.sinks, job, "sink"),
+        "source": lambda: _factory(job.source, Source, plugins.sources, job, "source", resolve),
+        "sink": lambda: _factory(job.sink, Sink, plugins.sinks, job, "sink", resolve),
         "stream": lambda: _build_stream(job),
     }
     if job.config.dead_letter is not None:
         checks["dead_letter"] = lambda: _factory(
-            job.config.dead_letter, Sink, plugins.sinks, job, "dead_letter sink"
+            job.config.dead_letter, Sink, plugins.sinks, job, "dead_letter sink", resolve
         )
+    if job.schedule is not None:  # an EVENT trigger's options: resolved by the scheduler
+        problems += [
+            Problem(e.message, job=job.name, component="schedule", field=e.field)
+            for e in check_references(job.schedule.event_config, "event_config")
+        ]
     if job.config.state_backend not in plugins.state_backends:
         problems.append(
             Problem(

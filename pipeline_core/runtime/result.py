@@ -7,6 +7,8 @@ from typing import Any
 
 import attrs
 
+from pipeline_core.config.secrets import redact
+
 __all__ = ["ExecutionStatus", "JobResult"]
 
 
@@ -25,7 +27,8 @@ class ExecutionStatus(enum.StrEnum):
 
 @attrs.frozen(kw_only=True)
 class JobResult:
-    """Summary of one execution."""
+    """Summary of one execution. ``error`` and ``error_trace`` are redacted (no secret
+    value resolved in the process that ran it); ``exception`` is the original."""
 
     job_name: str
     execution_id: str
@@ -61,7 +64,7 @@ class JobResult:
             failed_records=0,
             dropped_records=0,
             duration_s=0.0,
-            error=str(exc),
+            error=redact(str(exc)),
             exception=exc if keep else None,
         )
 

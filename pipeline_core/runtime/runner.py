@@ -26,6 +26,8 @@ import attrs
 from pipeline_core.checkpoint.coordinator import Barrier, CheckpointCoordinator, Wake
 from pipeline_core.checkpoint.repository import CheckpointInfo, CheckpointRepository
 from pipeline_core.checkpoint.storage import CheckpointStorage
+from pipeline_core.config.secrets import redact
+from pipeline_core.errors import ConfigError
 from pipeline_core.io import FailedRecord, RuntimeContext, Sink, Source
 from pipeline_core.plugins.manager import Plugins, load_plugins
 from pipeline_core.runtime.buffer import BatchBuffer, PositionOnly
@@ -145,7 +147,7 @@ class _Execution:
         self.metrics.failed_records += len(failures)
         if self.metrics.first_failure is None:
             first = failures[0]
-            self.metrics.first_failure = f"{first.where}: {first.error}"
+            self.metrics.first_failure = redact(f"{first.where}: {first.error}")
         if self.dead_letter is not None:
             await self.dead_letter.write([_dead_letter_record(f) for f in failures])
 
@@ -275,7 +277,7 @@ def _dead_letter_record(failed: FailedRecord) -> dict[str, Any]:
     record = failed.record
     if isinstance(record, bytes | bytearray):
         record = bytes(record).decode("utf-8", errors="replace")
-    return {"where": failed.where, "error": failed.error, "record": record}
+    return {"where": failed.where, "error": redact(failed.error), "record": record}
 
 
 def _outputs(sinks: list[tuple[str, Sink[Any] | None]]) -> tuple[str, ...]:
@@ -283,7 +285,7 @@ def _outputs(sinks: list[tuple[str, Sink[Any] | None]]) -> tuple[str, ...]:
     for label, sink in sinks:
         text = sink.describe_output() if sink is not None else None
         if text:
-            lines.append(f"{label}: {text}")
+            lines.append(redact(f"{label}: {text}"))
     return tuple(lines)
 
 
@@ -352,10 +354,15 @@ async def execute(
 
     events: RunListener = _Guarded(listener or PluginNotifier(plugins, job, execution_id))
 
-    source = prepared.make_source()
+    try:  # the components' secret references are resolved here, in the execution
+        source = prepared.make_source()
+        sink = prepared.make_sink()
+        dead_letter = prepared.make_dead_letter() if prepared.make_dead_letter else None
+    except ConfigError as exc:
+        not_started = JobResult.not_started(job.name, execution_id, exc)
+        events.job_ended(not_started)
+        return not_started
     metrics.source_progress = source.progress
-    sink = prepared.make_sink()
-    dead_letter = prepared.make_dead_letter() if prepared.make_dead_letter else None
     executor = ProcessPoolExecutor(cfg.parallelism) if cfg.parallelism > 1 else None
     workdir = open_workdir(_work_root(), execution_id, run_id or execution_id)
     try:
@@ -443,8 +450,8 @@ async def execute(
             failed_records=metrics.failed_records,
             dropped_records=metrics.dropped_records,
             duration_s=metrics.elapsed,
-            error=str(error) if error is not None else None,
-            error_trace="".join(traceback.format_exception(error)) if error else None,
+            error=redact(str(error)) if error is not None else None,
+            error_trace=redact("".join(traceback.format_exception(error))) if error else None,
             exception=error,
             last_position=run.last_position,
             outputs=_outputs(
@@ -477,7 +484,7 @@ async def run_job(
 ) -> JobResult:
     """Validate and run ``job`` (a PipelineJob) once; discovers plugins if none are given."""
     plugins = plugins if plugins is not None else load_plugins()
-    prepared = prepare(job, plugins)
+    prepared = prepare(job, plugins, resolve_secrets=True)
     return await execute(
         prepared,
         plugins,

@@ -239,7 +239,7 @@ class AttemptLoop:
     ) -> JobResult | None:
         if prepared is None:  # prepared once: a Stream is a description, reusable
             try:
-                prepared = prepare(job, self.plugins)
+                prepared = prepare(job, self.plugins, resolve_secrets=True)
             except PipelineError as exc:
                 return JobResult.not_started(job.name, h.execution_id, exc)
         h.control = ExecutionControl()

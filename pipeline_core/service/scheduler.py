@@ -16,8 +16,7 @@ import datetime as dt
 import logging
 from typing import Any
 
-from pipeline_core.config.converter import structure
-from pipeline_core.config.secrets import resolve_references
+from pipeline_core.config.secrets import structure_config
 from pipeline_core.errors import PipelineError
 from pipeline_core.model.schedule import ScheduleConfig, ScheduleType
 from pipeline_core.plugins.manager import Plugins
@@ -145,8 +144,8 @@ class JobScheduler:
     ) -> tuple[EventTrigger[Any], asyncio.Task[None]]:
         assert cfg.event_trigger and cfg.event_topic
         cls = self.plugins.triggers.get(cfg.event_trigger)
-        options = structure(
-            resolve_references(cfg.event_config),
+        options = structure_config(  # the control plane resolves a trigger's secrets
+            cfg.event_config,
             cls.config_cls,
             job=job_name,
             component=f"event trigger ({cfg.event_trigger})",

@@ -12,11 +12,13 @@ over one pipe:
   lost the execution cannot complete a checkpoint), and the result;
 - owner → child: control (pause, resume, checkpoint, stop at a checkpoint, cancel).
 
-The child never opens the metadata database. It dies with its owner: the kernel kills it
-when the fork server exits (``PR_SET_PDEATHSIG``), and it exits at once when the pipe to
-the owner closes. A child that dies (SIGKILL, segfault, ``os._exit``, out of memory)
-ends its attempt as a retriable failure; the owner retries it from its last checkpoint
-per the job's retry policy.
+The child resolves the job's secret references; everything it sends — errors, checkpoint
+metadata, progress — is redacted before it crosses the pipe (the owner never learns a
+value, so it could not redact it). The child never opens the metadata database. It dies
+with its owner: the kernel kills it when the fork server exits (``PR_SET_PDEATHSIG``),
+and it exits at once when the pipe to the owner closes. A child that dies (SIGKILL,
+segfault, ``os._exit``, out of memory) ends its attempt as a retriable failure; the owner
+retries it from its last checkpoint per the job's retry policy.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from typing import Any
 import attrs
 
 from pipeline_core.checkpoint.repository import CheckpointInfo
+from pipeline_core.config.secrets import redact
 from pipeline_core.runtime.metrics import RunMetrics
 from pipeline_core.runtime.result import ExecutionStatus, JobResult
 from pipeline_core.runtime.retry import RemoteFailure
@@ -375,7 +378,8 @@ class _Forwarder:
         self._event("checkpoint_completed", checkpoint_id, state)
 
     def checkpoint_failed(self, checkpoint_id: int, error: BaseException) -> None:
-        self._event("checkpoint_failed", checkpoint_id, RemoteFailure(str(error), retriable=True))
+        failure = RemoteFailure(redact(str(error)), retriable=True)  # redacted before the pipe
+        self._event("checkpoint_failed", checkpoint_id, failure)
 
     def job_ended(self, result: JobResult) -> None:
         pass  # the result message follows
@@ -442,7 +446,7 @@ async def _child(conn: Connection, spec: WorkerSpec) -> None:
             extra = [importlib.import_module(name) for name in spec.extra_plugins]
             plugins = load_plugins(extra=extra)
         job = job_from_dict(spec.dag, base_dir=spec.base_dir, origin=spec.job_name)
-        prepared = prepare(job, plugins)
+        prepared = prepare(job, plugins, resolve_secrets=True)
     except PipelineError as exc:
         fail(exc, is_retriable(exc))
         return

@@ -10,6 +10,7 @@ import attrs
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from pipeline_core.config.secrets import redact
 from pipeline_core.errors import ExecutionNotFound, JobNotFound, LifecycleError
 from pipeline_core.runtime.lifecycle import ACTIVE, check_transition
 from pipeline_core.runtime.result import ExecutionStatus, JobResult
@@ -30,6 +31,10 @@ _ACTIVE = [s.value for s in ACTIVE]
 
 class LostOwnership(LifecycleError):
     """This instance no longer owns the execution (its lease expired and another took it)."""
+
+
+def _redact(text: str | None) -> str | None:
+    return redact(text) if text else text
 
 
 def instance_name() -> str:
@@ -251,14 +256,16 @@ class ExecutionStore:
                     f"execution {execution_id!r} is owned by {row.owner_instance!r} now, "
                     f"not {owner!r}"
                 )
-            self._move(session, row, to_status, now, message)
+            # errors come redacted from the process that ran the job; redacted again
+            # here for what this process resolved itself (an event trigger's options)
+            self._move(session, row, to_status, now, _redact(message))
             if result is not None:
                 row.processed_records = result.records_read
                 row.failed_records = result.failed_records
-                row.error_message = result.error
-                row.error_stack_trace = result.error_trace
+                row.error_message = _redact(result.error)
+                row.error_stack_trace = _redact(result.error_trace)
             for key, value in values.items():
-                setattr(row, key, value)
+                setattr(row, key, _redact(value) if isinstance(value, str) else value)
             session.flush()
             return _record(row)
 

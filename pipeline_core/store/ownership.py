@@ -24,6 +24,7 @@ import uuid
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
+from pipeline_core.config.secrets import redact
 from pipeline_core.errors import JobNotFound, LifecycleError
 from pipeline_core.runtime.lifecycle import ACTIVE
 from pipeline_core.runtime.result import ExecutionStatus as S
@@ -324,7 +325,7 @@ class OwnershipStore:
                 )
                 .values(
                     status=status,
-                    end_reason=reason,
+                    end_reason=redact(reason) if reason else reason,
                     end_time=m.utcnow(),
                     processed_records=processed,
                     failed_records=failed,

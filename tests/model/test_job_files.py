@@ -142,10 +142,11 @@ MISTAKES = {
         "job 'orders', config: field 'dead_letter': on_error is 'dead_letter' but no "
         "dead_letter sink is configured",
     ),
-    "unset secret": (
-        ("{path: out}", "{path: '${env:PIPELINE_TEST_UNSET_VAR}'}"),
-        "job 'orders', sink (file): field 'path': environment variable "
-        "'PIPELINE_TEST_UNSET_VAR' is not set",
+    # validation resolves no secret (an unset variable fails the run: tests/config)
+    "secret file outside the secret directories": (
+        ("{path: out}", "{path: '${file:/etc/hostname}'}"),
+        "job 'orders', sink (file): field 'path': ${file:/etc/hostname} names a file "
+        "outside the allowed secret directories (",
     ),
     "unknown top-level key": (
         ("type: BATCH_ROLLER", "type: BATCH_ROLLER\nschedules: daily"),

@@ -205,6 +205,7 @@ def test_oauth2_client_credentials_refreshes_the_token() -> None:
 
 
 def test_secret_missing_from_environment_is_a_config_error() -> None:
+    """Where the job runs (validation resolves no secret: it passes there)."""
     from pipeline_core import ConfigError, prepare
 
     job = (
@@ -218,10 +219,11 @@ def test_secret_missing_from_environment_is_a_config_error() -> None:
         .sink(ListSink())
         .build()
     )
+    prepare(job, load_plugins())
     with pytest.raises(
         ConfigError, match="environment variable 'PIPELINE_NO_SUCH_TOKEN' is not set"
     ):
-        prepare(job, load_plugins())
+        prepare(job, load_plugins(), resolve_secrets=True)
 
 
 def test_sink_batches_records_and_idempotency_keys_drop_replays() -> None:

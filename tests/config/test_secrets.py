@@ -1,0 +1,296 @@
+"""Secret references: validation resolves none, the run names the reference in every
+error, ``${file:…}`` reads only from the allowed secret directories, and whatever this
+process resolved never shows in its messages or log records.
+
+Each test uses its own variable and value: the redactor is process-wide."""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline_core import ConfigError, PipelineJob, prepare
+from pipeline_core.config.secrets import (
+    redact,
+    redact_data,
+    resolve_references,
+    secret_dirs,
+    unredact_data,
+)
+from pipeline_core.plugins.manager import Plugins, load_plugins
+from pipeline_core.runtime.runner import execute
+from pipeline_core.testing import ListSink
+from tests.service import flaky_plugin
+
+
+@pytest.fixture(scope="module")
+def plugins() -> Plugins:
+    return load_plugins(extra=[flaky_plugin])
+
+
+@pytest.fixture
+def secret(monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
+    """(variable name, value): a fresh secret in the environment."""
+    name = f"PIPELINE_TEST_SECRET_{uuid.uuid4().hex[:8].upper()}"
+    value = f"s3cr3t-{uuid.uuid4().hex}"
+    monkeypatch.setenv(name, value)
+    return name, value
+
+
+def with_source(type_name: str, **options: Any) -> PipelineJob:
+    return PipelineJob.builder().name("j").source(type_name, **options).sink(ListSink()).build()
+
+
+# --- validation resolves nothing ----------------------------------------------------------
+
+
+def test_validation_resolves_no_secret(plugins: Plugins, secret: tuple[str, str]) -> None:
+    name, value = secret
+    ref = f"${{env:{name}}}"
+    checked = [
+        with_source("counter", count=ref),  # an int field: its type waits for the run
+        with_source("counter", count=3, attempts_file=f"/tmp/{ref}"),
+        with_source(
+            "http", url="http://127.0.0.1:1/x", auth={"type": "bearer", "token": ref}
+        ),  # nested
+        with_source("file", path=[f"/data/{ref}/a.jsonl", "b.jsonl"]),  # in a list
+        with_source("counter", count="${env:PIPELINE_TEST_NEVER_SET}"),
+    ]
+    for j in checked:
+        prepare(j, plugins)
+    assert redact(value) == value, "validation resolved (and so remembered) the secret"
+
+
+def test_validation_still_checks_every_field_without_a_reference(plugins: Plugins) -> None:
+    with pytest.raises(ConfigError) as info:
+        prepare(with_source("counter", count="abc", batch="${env:X}", nope=1), plugins)
+    assert sorted(str(p) for p in info.value.problems) == [
+        "job 'j', source (counter): field 'count': expected int, got 'abc'",
+        "job 'j', source (counter): field 'nope': unknown key (allowed: attempts_file, batch, "
+        "count, delay, fail_at, failures)",
+    ]
+
+
+# --- the run: errors name the reference ---------------------------------------------------
+
+
+def test_run_time_errors_name_the_reference_never_the_value(
+    plugins: Plugins, secret: tuple[str, str]
+) -> None:
+    name, value = secret
+    ref = f"${{env:{name}}}"
+    cases = [
+        (with_source("counter", count=ref), f"field 'count': expected int, got the value of {ref}"),
+        (
+            with_source("http", url="http://127.0.0.1:1/", auth={"type": ref}),
+            f"field 'auth.type': expected one of bearer, basic, api_key, oauth2, "
+            f"got the value of {ref}",
+        ),
+        (
+            with_source("counter", count=3, batch=f"x{ref}"),
+            f"field 'batch': expected int, got the resolved value of 'x{ref}'",
+        ),
+    ]
+    for j, expected in cases:
+        with pytest.raises(ConfigError) as info:
+            prepare(j, plugins, resolve_secrets=True)
+        assert expected in str(info.value)
+        assert value not in str(info.value)
+        # prepared for validation, the execution resolves: the same error is its failure
+        result = _run(execute(prepare(j, plugins), plugins))
+        assert result.status == "FAILED" and expected in (result.error or "")
+        assert value not in (result.error or "")
+
+
+def _run(coro: Any) -> Any:
+    import asyncio
+
+    return asyncio.run(coro)
+
+
+def test_an_unset_variable_fails_the_run_naming_it(plugins: Plugins) -> None:
+    j = with_source("counter", count="${env:PIPELINE_TEST_NEVER_SET}")
+    with pytest.raises(ConfigError) as info:
+        prepare(j, plugins, resolve_secrets=True)
+    assert str(info.value) == (
+        "job 'j', source (counter): field 'count': environment variable "
+        "'PIPELINE_TEST_NEVER_SET' is not set (${env:PIPELINE_TEST_NEVER_SET})"
+    )
+    assert resolve_references("${env:PIPELINE_TEST_NEVER_SET:-fallback}") == "fallback"
+
+
+def test_a_connector_error_holding_the_value_shows_the_reference(
+    plugins: Plugins, secret: tuple[str, str], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    name, value = secret
+    j = with_source("file", path=f"{tmp_path}/in-${{env:{name}}}.jsonl")
+    result = _run(execute(prepare(j, plugins), plugins))
+    assert result.status == "FAILED"
+    assert f"in-${{env:{name}}}.jsonl' does not exist" in (result.error or "")
+    assert value not in (result.error or "") + (result.error_trace or "") + caplog.text
+
+
+# --- ${file:…} only from the allowed directories -------------------------------------------
+
+
+def test_secret_dirs_default_and_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PIPELINE_SECRET_DIRS", raising=False)
+    assert secret_dirs() == [
+        Path("/run/secrets"),
+        Path("/var/run/secrets"),
+        Path.cwd() / ".pipeline" / "secrets",
+    ]
+    monkeypatch.setenv("PIPELINE_SECRET_DIRS", os.pathsep.join(["/a", "rel/b", ""]))
+    assert secret_dirs() == [Path("/a"), Path.cwd() / "rel" / "b"]
+
+
+def test_a_file_outside_the_secret_dirs_is_refused_at_validation_and_at_run_time(
+    plugins: Plugins, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    allowed = tmp_path / "secrets"
+    allowed.mkdir()
+    monkeypatch.setenv("PIPELINE_SECRET_DIRS", str(allowed))
+    content = f"file-secret-{uuid.uuid4().hex}"
+    outside = tmp_path / "elsewhere"
+    outside.write_text(content)
+    for path in (outside, allowed / ".." / "elsewhere", Path("/etc/hostname")):
+        ref = f"${{file:{path}}}"
+        with pytest.raises(ConfigError) as info:
+            prepare(with_source("counter", count=3, attempts_file=ref), plugins)
+        assert str(info.value) == (
+            f"job 'j', source (counter): field 'attempts_file': {ref} names a file outside "
+            f"the allowed secret directories ({allowed}; PIPELINE_SECRET_DIRS sets them)"
+        )
+    # a symlink inside points outside: the path as written passes validation (which
+    # reads nothing), and the run refuses it once its symlinks are resolved
+    (allowed / "link").symlink_to(outside)
+    j = with_source("counter", count=f"${{file:{allowed / 'link'}}}")
+    prepare(j, plugins)
+    with pytest.raises(ConfigError, match="names a file outside the allowed secret dir"):
+        prepare(j, plugins, resolve_secrets=True)
+    assert redact(content) == content  # never read, so never remembered
+
+
+def test_an_event_triggers_secret_file_is_checked_at_validation(
+    plugins: Plugins, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PIPELINE_SECRET_DIRS", raising=False)
+    j = (
+        PipelineJob.builder()
+        .name("j")
+        .source("counter", count=3)
+        .sink(ListSink())
+        .schedule(
+            type="EVENT",
+            event_trigger="rabbitmq",
+            event_topic="q",
+            event_config={"url": "amqp://u:${file:/etc/passwd}@mq/", "ok": "${env:X}"},
+        )
+        .build()
+    )
+    with pytest.raises(ConfigError) as info:
+        prepare(j, plugins)
+    assert [str(p) for p in info.value.problems] == [
+        "job 'j', schedule: field 'event_config.url': ${file:/etc/passwd} names a file "
+        "outside the allowed secret directories (/run/secrets, /var/run/secrets, "
+        f"{Path.cwd() / '.pipeline' / 'secrets'}; PIPELINE_SECRET_DIRS sets them)"
+    ]
+
+
+def test_a_file_inside_the_secret_dirs_is_read_where_the_job_runs(
+    plugins: Plugins, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PIPELINE_SECRET_DIRS", raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".pipeline" / "secrets").mkdir(parents=True)
+    (tmp_path / ".pipeline" / "secrets" / "count").write_text("7\n")
+    j = with_source("counter", count="${file:.pipeline/secrets/count}")
+    with pytest.raises(ConfigError) as info:  # a str, not an int: named, not shown
+        prepare(j, plugins, resolve_secrets=True)
+    assert "expected int, got the value of ${file:.pipeline/secrets/count}" in str(info.value)
+    token = f"tok-{uuid.uuid4().hex}"
+    (tmp_path / ".pipeline" / "secrets" / "token").write_text(token + "\n")
+    assert resolve_references("Bearer ${file:.pipeline/secrets/token}") == f"Bearer {token}"
+    assert redact(f"rejected: Bearer {token}") == (
+        "rejected: Bearer ${file:.pipeline/secrets/token}"
+    )
+
+
+def test_operator_configuration_may_read_any_file(tmp_path: Path) -> None:
+    token = f"op-{uuid.uuid4().hex}"
+    (tmp_path / "tokens").write_text(token)
+    ref = f"${{file:{tmp_path / 'tokens'}}}"
+    with pytest.raises(ValueError, match="outside the allowed secret directories"):
+        resolve_references(ref)
+    assert resolve_references(ref, trusted=True) == token
+
+
+# --- the redactor ---------------------------------------------------------------------------
+
+
+def test_redact_replaces_every_form_of_a_resolved_value(secret: tuple[str, str]) -> None:
+    name, _ = secret
+    ref = f"${{env:{name}}}"
+    value = f"p@ss/w'rd+{uuid.uuid4().hex[:6]}"
+    os.environ[name] = value  # restored by monkeypatch
+    assert (
+        resolve_references(f"postgresql://app:{ref}@db/app") == f"postgresql://app:{value}@db/app"
+    )
+    import urllib.parse
+
+    for form in (value, repr(value)[1:-1], urllib.parse.quote(value, safe="")):
+        assert redact(f"error near {form}!") == f"error near {ref}!"
+    assert redact(redact(f"x {value}")) == f"x {ref}"  # redacting twice changes nothing
+    short = "abc"
+    os.environ[name + "_SHORT"] = short
+    try:
+        resolve_references(f"${{env:{name}_SHORT}}")
+    finally:
+        del os.environ[name + "_SHORT"]
+    assert redact("abc abc") == "abc abc"  # too short to be a secret; would garble text
+
+
+def test_positions_are_stored_with_references_and_restored_with_values(
+    secret: tuple[str, str],
+) -> None:
+    name, value = secret
+    ref = f"${{env:{name}}}"
+    resolve_references(ref)
+    position = {"file": f"/data/{value}/a.jsonl", "offset": 12, "files": [value, "x"]}
+    stored = redact_data(position)
+    assert stored == {"file": f"/data/{ref}/a.jsonl", "offset": 12, "files": [ref, "x"]}
+    assert unredact_data(stored) == position
+    # text that only looks like a reference the job did not resolve stays as it is
+    assert unredact_data({"k": "${env:PIPELINE_API_ADMIN_TOKENS}"}) == {
+        "k": "${env:PIPELINE_API_ADMIN_TOKENS}"
+    }
+
+
+def test_log_records_are_redacted(
+    secret: tuple[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    name, value = secret
+    resolve_references(f"${{env:{name}}}")
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    log = logging.getLogger("some.library")
+    log.addHandler(handler)
+    try:
+        with caplog.at_level(logging.INFO):
+            log.warning("connecting with %s", value)
+            try:
+                raise RuntimeError(f"refused: {value}")
+            except RuntimeError:
+                log.exception("it failed")
+    finally:
+        log.removeHandler(handler)
+    for text in (caplog.text, stream.getvalue()):
+        assert value not in text
+        assert f"connecting with ${{env:{name}}}" in text
+        assert f"RuntimeError: refused: ${{env:{name}}}" in text
