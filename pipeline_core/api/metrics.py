@@ -6,10 +6,18 @@ through the lifecycle hooks, and reads the live counters (throughput, buffer fil
 backpressure) of the executions running in this process when Prometheus scrapes. One
 registry per service (not the global one), so tests and several services in one process
 never share counters.
+
+Every labelled series of a job exists, at 0, as soon as the job is known — registered
+(``known_jobs``, read at each scrape) or seen by a hook (a foreground run) — not only
+after its first event: ``increase()`` and ``rate()`` need a sample before the first
+event, so a counter that first appears at 1 would hide that event from the shipped
+alerts and panels. ``job_success_rate`` is the one exception: a ratio of nothing is
+no data, not 0.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -33,6 +41,11 @@ from pipeline_core.runtime.metrics import RunMetrics
 from pipeline_core.runtime.result import ExecutionStatus, JobResult
 
 __all__ = ["PipelineMetrics"]
+
+log = logging.getLogger("pipeline_core.metrics")
+
+#: The final statuses an execution is counted under in ``job_execution_count``.
+_FINAL = (ExecutionStatus.COMPLETED, ExecutionStatus.FAILED, ExecutionStatus.CANCELLED)
 
 _DURATION_BUCKETS = (0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 1800, 3600, 4 * 3600, float("inf"))
 _CHECKPOINT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, float("inf"))
@@ -62,8 +75,13 @@ def _memory_limit_bytes() -> int:
 class _LiveCollector(Collector):
     """Gauges read from the running executions at scrape time."""
 
-    def __init__(self, running: Callable[[], Iterable[tuple[str, RunMetrics]]]) -> None:
+    def __init__(
+        self,
+        running: Callable[[], Iterable[tuple[str, RunMetrics]]],
+        known: Callable[[], Iterable[str]] = lambda: (),
+    ) -> None:
         self.running = running
+        self.known = known
         self._last_cpu = (time.monotonic(), time.process_time())
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
@@ -79,7 +97,7 @@ class _LiveCollector(Collector):
             labels=["job_name"],
         )
         running = GaugeMetricFamily("job_running", "Executions running here", labels=["job_name"])
-        per_job: dict[str, list[float]] = {}
+        per_job: dict[str, list[float]] = {job: [0.0, 0.0, 0.0, 0.0] for job in self.known()}
         for job, m in self.running():
             row = per_job.setdefault(job, [0.0, 0.0, 0.0, 0.0])
             row[0] += m.throughput
@@ -113,9 +131,20 @@ class _LiveCollector(Collector):
 
 
 class PipelineMetrics:
+    """The Prometheus registry of one service (or foreground run).
+
+    ``running``: (job name, live counters) of the executions running in this process;
+    ``known_jobs``: the names of the registered jobs (called at each scrape) — each gets
+    all its series at 0 before its first event."""
+
     def __init__(
-        self, running: Callable[[], Iterable[tuple[str, RunMetrics]]] = lambda: ()
+        self,
+        running: Callable[[], Iterable[tuple[str, RunMetrics]]] = lambda: (),
+        known_jobs: Callable[[], Iterable[str]] = lambda: (),
     ) -> None:
+        self.known_jobs = known_jobs
+        self._jobs: set[str] = set()
+        self._jobs_lock = threading.Lock()
         self.registry = CollectorRegistry()
         r = self.registry
         ProcessCollector(registry=r)  # process_cpu_seconds_total, process_resident_memory…
@@ -164,16 +193,49 @@ class PipelineMetrics:
             buckets=_CHECKPOINT_BUCKETS,
             registry=r,
         )
-        r.register(_LiveCollector(running))
+        r.register(_LiveCollector(running, self._known))
         self._started: dict[tuple[str, int], float] = {}
         self._outcomes: dict[str, list[int]] = {}
 
+    def _known(self) -> list[str]:
+        with self._jobs_lock:
+            return sorted(self._jobs)
+
+    def know(self, job: str) -> None:
+        """Create every labelled series of ``job`` at 0 (the first call; then nothing)."""
+        if job in self._jobs:
+            return
+        with self._jobs_lock:
+            if job in self._jobs:
+                return
+            for status in _FINAL:
+                self.executions.labels(job, status.value)
+            for family in (
+                self.duration,
+                self.processed,
+                self.failed,
+                self.dropped,
+                self.checkpoints,
+                self.checkpoint_failures,
+                self.checkpoint_duration,
+            ):
+                family.labels(job)
+            self._jobs.add(job)
+
     def exposition(self) -> bytes:
+        try:
+            names = list(self.known_jobs())
+        except Exception as exc:  # the metadata database is down: export what is known
+            log.warning("metrics: cannot list the registered jobs: %s", exc)
+            names = []
+        for name in names:
+            self.know(name)
         return generate_latest(self.registry)
 
     # --- lifecycle hooks -------------------------------------------------------------
 
     def _finished(self, job: str, result: JobResult) -> None:
+        self.know(job)
         self.executions.labels(job, result.status.value).inc()
         self.duration.labels(job).observe(result.duration_s)
         self.processed.labels(job).inc(result.records_read)
@@ -188,6 +250,10 @@ class PipelineMetrics:
             self.success_rate.labels(job).set(done[0] / sum(done))
 
     @hookimpl
+    def pipeline_job_started(self, job: Any, execution_id: str) -> None:
+        self.know(job.name)
+
+    @hookimpl
     def pipeline_job_finished(self, job: Any, execution_id: str, result: JobResult) -> None:
         self._finished(job.name, result)
 
@@ -199,12 +265,14 @@ class PipelineMetrics:
 
     @hookimpl
     def pipeline_checkpoint_started(self, job: Any, execution_id: str, checkpoint_id: int) -> None:
+        self.know(job.name)
         self._started[(execution_id, checkpoint_id)] = time.monotonic()
 
     @hookimpl
     def pipeline_checkpoint_completed(
         self, job: Any, execution_id: str, checkpoint_id: int, state: dict[str, Any]
     ) -> None:
+        self.know(job.name)
         self.checkpoints.labels(job.name).inc()
         started = self._started.pop((execution_id, checkpoint_id), None)
         if started is not None:
@@ -215,4 +283,5 @@ class PipelineMetrics:
         self, job: Any, execution_id: str, checkpoint_id: int, error: BaseException
     ) -> None:
         self._started.pop((execution_id, checkpoint_id), None)
+        self.know(job.name)
         self.checkpoint_failures.labels(job.name).inc()

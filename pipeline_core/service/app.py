@@ -13,12 +13,15 @@ import datetime as dt
 import logging
 from typing import TYPE_CHECKING
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from pipeline_core.errors import PipelineError
 from pipeline_core.plugins.manager import Plugins
 from pipeline_core.runtime.validation import job_validator
 from pipeline_core.service.executor import JobExecutor
 from pipeline_core.service.scheduler import JobScheduler
-from pipeline_core.store import MetadataStore
+from pipeline_core.store import MetadataStore, models
 from pipeline_core.store.executions import instance_name
 
 if TYPE_CHECKING:
@@ -27,6 +30,12 @@ if TYPE_CHECKING:
 __all__ = ["PipelineService", "SingleInstanceError"]
 
 log = logging.getLogger("pipeline_core.service")
+
+
+def _job_names(store: MetadataStore) -> list[str]:
+    """The registered jobs' names (one light query: the metrics exist for each at 0)."""
+    with Session(store.engine) as session:
+        return list(session.scalars(select(models.JobDefinition.job_name)))
 
 
 class SingleInstanceError(PipelineError):
@@ -77,9 +86,10 @@ class PipelineService:
         if self._metrics is None:
             from pipeline_core.api.metrics import PipelineMetrics
 
-            executor = self.executor
+            executor, store = self.executor, self.store
             metrics = PipelineMetrics(
-                lambda: [(h.job_name, h.metrics) for h in list(executor.running.values())]
+                lambda: [(h.job_name, h.metrics) for h in list(executor.running.values())],
+                known_jobs=lambda: _job_names(store),
             )
             self.plugins.pm.register(metrics, name=f"metrics:{self.instance}")
             self._metrics = metrics
