@@ -16,8 +16,8 @@ import datetime as dt
 import logging
 from typing import Any
 
-from pipeline_core.config.secrets import structure_config
-from pipeline_core.errors import PipelineError
+from pipeline_core.config.secrets import check_references, structure_config
+from pipeline_core.errors import ConfigError, PipelineError, Problem
 from pipeline_core.model.schedule import ScheduleConfig, ScheduleType
 from pipeline_core.plugins.manager import Plugins
 from pipeline_core.store import MetadataStore
@@ -57,6 +57,16 @@ class JobScheduler:
     # --- the original interface ---------------------------------------------------------
 
     def schedule(self, job_name: str, config: ScheduleConfig) -> ScheduleRecord:
+        """Store ``config`` as the job's schedule. ConfigError for a ``${file:…}`` of its
+        ``event_config`` outside the allowed secret directories (nothing is read)."""
+        refused = check_references(config.event_config, "event_config")
+        if refused:
+            raise ConfigError(
+                [
+                    Problem(e.message, job=job_name, component="schedule", field=e.field)
+                    for e in refused
+                ]
+            )
         return self.store.schedules.put(job_name, config)
 
     def unschedule(self, job_name: str) -> bool:

@@ -282,6 +282,18 @@ def test_serve_never_shows_a_resolved_secret(
     )
     shown.append(r.text)
     assert r.status_code == 200, r.text
+    r = admin.put(
+        "/api/jobs/ok/schedule",
+        json={
+            "type": "EVENT",
+            "event_trigger": "rabbitmq",
+            "event_topic": "q",
+            "event_config": {"url": "amqp://guest:${file:/etc/shadow}@127.0.0.1:1/%2F"},
+        },
+    )
+    shown.append(r.text)
+    assert r.status_code == 400, r.text
+    assert "field 'event_config.url': ${file:/etc/shadow} names a file outside" in r.text
 
     docs = _wait_final(reader, eids)
     assert docs["ok"]["status"] == "COMPLETED", docs["ok"]
