@@ -34,7 +34,8 @@ __all__ = ["Refusal", "Tokens", "generated_admin_token"]
 def _split(value: str | None) -> list[str]:
     if not value:
         return []
-    return [t.strip() for t in resolve_references(value).split(",") if t.strip()]
+    # operator configuration: a ${file:…} token may live anywhere the operator says
+    return [t.strip() for t in resolve_references(value, trusted=True).split(",") if t.strip()]
 
 
 @attrs.frozen

@@ -221,3 +221,16 @@ def test_tokens_from_a_secret_file(tmp_path: Path) -> None:
     f.write_text("owner x\n")
     with pytest.raises(ValueError, match="tokens:1: expected 'admin TOKEN'"):
         Tokens.from_env({"PIPELINE_API_TOKENS_FILE": str(f)})
+
+
+def test_a_token_by_file_reference_may_live_outside_the_secret_directories(
+    tmp_path: Path,
+) -> None:
+    """Token settings are the operator's, not a job's: ``${file:…}`` reads any path."""
+    from pipeline_core.api import Tokens
+
+    f = tmp_path / "admin-token"
+    f.write_text("t0ken-from-file\n")
+    tokens = Tokens.from_env({"PIPELINE_API_ADMIN_TOKENS": f"${{file:{f}}},second"})
+    assert tokens.scope_of("t0ken-from-file") == "admin"
+    assert tokens.scope_of("second") == "admin"
