@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from collections import defaultdict
 
+from rich.markup import escape
 from rich.table import Table
 
 from pipeline_core.cli.output import err, out
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     out.print(table)
     problems = 0
     for failure in plugins.failures:
-        err.print(f"[bold red]load failure:[/] {failure}", markup=True, soft_wrap=True)
+        err.print(f"[bold red]load failure:[/] {escape(str(failure))}", markup=True, soft_wrap=True)
         problems += 1
     for registry in plugins.registries().values():
         for name in registry.conflicts():

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 import attrs
+from rich.markup import escape
 
 from pipeline_core.cli.output import out
 from pipeline_core.cli.tables import fmt_time, print_json, print_table
@@ -116,7 +117,9 @@ def cmd_import(args: argparse.Namespace) -> int:
         ):
             out.print(f"{label}: {', '.join(names) if names else '-'}")
         for path, why in report.failed.items():
-            out.print(f"[bold red]failed:[/] {path}: {why}", markup=True, soft_wrap=True)
+            out.print(
+                f"[bold red]failed:[/] {escape(f'{path}: {why}')}", markup=True, soft_wrap=True
+            )
     return 1 if report.failed else 0
 
 

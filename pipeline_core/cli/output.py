@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 
 from pipeline_core.errors import ConfigError, PipelineError
 
@@ -16,8 +17,12 @@ def print_error(exc: BaseException) -> None:
     """Print an error as the CLI does: ``error: <one line per problem>``."""
     if isinstance(exc, ConfigError):
         for problem in exc.problems:
-            err.print(f"[bold red]error:[/] {problem}", markup=True, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(str(problem))}", markup=True, soft_wrap=True)
     elif isinstance(exc, PipelineError):
-        err.print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, soft_wrap=True)
     else:
-        err.print(f"[bold red]error:[/] {type(exc).__name__}: {exc}", markup=True, soft_wrap=True)
+        err.print(
+            f"[bold red]error:[/] {type(exc).__name__}: {escape(str(exc))}",
+            markup=True,
+            soft_wrap=True,
+        )

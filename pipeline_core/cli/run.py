@@ -12,6 +12,7 @@ import threading
 from typing import Any
 
 import attrs
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     Progress,
@@ -47,7 +48,7 @@ def _load(path: str, *, run: bool) -> tuple[Plugins, PreparedJob]:
     runs it) — ``validate`` never resolves one."""
     plugins = load_plugins()
     for failure in plugins.failures:
-        err.print(f"[yellow]warning:[/] {failure}", markup=True, soft_wrap=True)
+        err.print(f"[yellow]warning:[/] {escape(str(failure))}", markup=True, soft_wrap=True)
     job = load_job_file(path)
     return plugins, prepare(job, plugins, resolve_secrets=run)
 
@@ -326,10 +327,12 @@ def _summary(
     out.print(table)
     if metrics.first_failure:
         err.print(
-            f"[yellow]first failed record:[/] {metrics.first_failure}", markup=True, soft_wrap=True
+            f"[yellow]first failed record:[/] {escape(metrics.first_failure)}",
+            markup=True,
+            soft_wrap=True,
         )
     if error:
-        err.print(f"[bold red]error:[/] {error}", markup=True, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(error)}", markup=True, soft_wrap=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -431,7 +434,8 @@ def _push(url: str, job_name: str, prom: Any) -> None:
             url, job="pipeline-run", grouping_key={"job_name": job_name}, registry=prom.registry
         )
     except OSError as exc:
-        err.print(f"[yellow]warning:[/] pushing metrics to {url} failed: {exc}", markup=True)
+        failed = escape(f"pushing metrics to {url} failed: {exc}")
+        err.print(f"[yellow]warning:[/] {failed}", markup=True)
     else:
         err.print(f"metrics pushed to {url}", soft_wrap=True)
 

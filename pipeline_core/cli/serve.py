@@ -10,6 +10,8 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
+
 from pipeline_core.cli.output import err, print_error
 from pipeline_core.config.converter import parse_duration
 from pipeline_core.errors import PipelineError
@@ -28,12 +30,16 @@ async def _serve(args: argparse.Namespace) -> int:
     plugins = load_plugins()
     store.registry.validator = job_validator(plugins)  # --jobs files: the API's checks
     for failure in plugins.failures:
-        err.print(f"[yellow]warning:[/] {failure}", markup=True, soft_wrap=True)
+        err.print(f"[yellow]warning:[/] {escape(str(failure))}", markup=True, soft_wrap=True)
     base_dir = None
     if args.jobs:
         report = await asyncio.to_thread(store.registry.import_directory, args.jobs, who="serve")
         for path, why in report.failed.items():
-            err.print(f"[bold red]cannot import[/] {path}: {why}", markup=True, soft_wrap=True)
+            err.print(
+                f"[bold red]cannot import[/] {escape(f'{path}: {why}')}",
+                markup=True,
+                soft_wrap=True,
+            )
         err.print(
             f"jobs from {args.jobs}: {len(report.added)} added, {len(report.updated)} updated, "
             f"{len(report.unchanged)} unchanged",

@@ -66,6 +66,21 @@ def test_bad_job_prints_one_line_per_problem_and_exits_2(tmp_path: Path) -> None
     ]
 
 
+def test_messages_print_verbatim_not_as_markup(tmp_path: Path) -> None:
+    """Brackets in a message ("pip install 'pipeline-connector-jdbc[postgres]'", a
+    value) are text: rich markup would swallow them."""
+    (tmp_path / "job.yaml").write_text(
+        "name: brackets\n"
+        "source: {type: file, config: {path: in.jsonl, batch_size: '[postgres]'}}\n"
+        "sink: {type: file, config: {path: out}}\n"
+    )
+    proc = pipeline_run("run", "job.yaml", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "error: job 'brackets', source (file): field 'batch_size': expected int, got '[postgres]'"
+    ]
+
+
 def test_validate_checks_without_running(tmp_path: Path) -> None:
     shutil.copytree(
         REPO / "examples", tmp_path / "examples", ignore=shutil.ignore_patterns("output")
