@@ -9,6 +9,7 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
+from pipeline_connector_jdbc import drivers
 from pipeline_core import FieldError
 
 __all__ = ["acquire", "release"]
@@ -24,25 +25,36 @@ def acquire(url: str) -> Engine:
         if entry is not None:
             _engines[url] = (entry[0], entry[1] + 1)
             return entry[0]
-        try:
-            parsed = make_url(url)
-            engine = create_engine(parsed, pool_pre_ping=True)
-        except NoSuchModuleError as exc:
-            raise FieldError(
-                f"no SQLAlchemy dialect or driver for {make_url(url).drivername!r} ({exc}); "
-                "is the driver installed (e.g. pipeline-connector-jdbc[postgres])?",
-                "url",
-            ) from None
-        except ArgumentError as exc:
-            raise FieldError(f"not a valid database URL: {exc}", "url") from None
-        except ModuleNotFoundError as exc:
-            raise FieldError(
-                f"the database driver is not installed: {exc.name} "
-                "(e.g. pip install pipeline-connector-jdbc[postgres])",
-                "url",
-            ) from None
+        engine = _create(url)
         _engines[url] = (engine, 1)
         return engine
+
+
+def _create(url: str) -> Engine:
+    """A new engine; a bad URL or a missing driver is one FieldError on ``url`` that names
+    the URL's scheme (never the URL: it may hold a password) and what to install."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
+        raise FieldError(f"not a valid database URL: {exc}", "url") from None
+    scheme, backend = parsed.drivername, parsed.get_backend_name()
+    driver = scheme.partition("+")[2] or None
+    try:
+        if parsed.get_dialect().is_async:
+            raise FieldError(drivers.async_driver(scheme, backend), "url")
+        return create_engine(parsed, pool_pre_ping=True)
+    except NoSuchModuleError:
+        raise FieldError(drivers.unknown_dialect(scheme, backend, driver), "url") from None
+    except ModuleNotFoundError as exc:
+        module = exc.name or driver or backend
+        raise FieldError(drivers.missing_driver(scheme, backend, module), "url") from None
+    except ImportError as exc:  # installed, but broken (e.g. psycopg without libpq)
+        module = exc.name or driver or backend
+        raise FieldError(
+            drivers.missing_driver(scheme, backend, module, why=str(exc)), "url"
+        ) from None
+    except ArgumentError as exc:
+        raise FieldError(f"not a valid database URL: {exc}", "url") from None
 
 
 def release(url: str) -> None:
