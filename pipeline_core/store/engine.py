@@ -14,6 +14,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+from pipeline_core.errors import SchemaError
+
 __all__ = ["DATABASE_URL_ENV", "database_url", "default_sqlite_path", "make_engine", "safe_url"]
 
 DATABASE_URL_ENV = "PIPELINE_DATABASE_URL"
@@ -60,4 +62,13 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
         engine = create_engine(resolved, **kwargs)
         _sqlite_setup(engine)
         return engine
-    return create_engine(resolved, pool_pre_ping=True, **kwargs)
+    try:
+        return create_engine(resolved, pool_pre_ping=True, **kwargs)
+    except ImportError as exc:  # the URL's driver is not installed
+        extra = {"postgresql": "pip install 'pipeline-core[postgres]'"}.get(
+            resolved.get_backend_name(), f"install the Python driver of {resolved.drivername}://"
+        )
+        raise SchemaError(
+            f"the metadata database {resolved.drivername}:// needs the Python module "
+            f"{exc.name or exc}, which is not installed: {extra}"
+        ) from None
