@@ -25,7 +25,9 @@ import contextvars
 import importlib
 import importlib.util
 import os
+import re
 import sys
+import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -40,6 +42,10 @@ __all__ = [
 ]
 
 _STATIC = contextvars.ContextVar("static_references", default=False)
+_MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
+#: after the ':' — a function or a class attribute; never a private or dunder name
+#: (``fn.__globals__`` would reach everything the module imported)
+_ATTRS = re.compile(r"[A-Za-z][A-Za-z0-9_]*(?:\.[A-Za-z][A-Za-z0-9_]*)*")
 
 
 def _packages() -> set[str]:
@@ -71,8 +77,11 @@ def check_reference(ref: Any, base_dir: str | None, field: str = "function") -> 
     if not isinstance(ref, str):
         raise FieldError(f"expected 'module:function', got {ref!r}", field)
     module_name, sep, attr_path = ref.partition(":")
-    if not sep or not module_name or not attr_path:
-        raise FieldError(f"expected 'module:function', got {ref!r}", field)
+    if not sep or not _MODULE.fullmatch(module_name) or not _ATTRS.fullmatch(attr_path):
+        raise FieldError(
+            f"expected 'module:function' (dotted names; no '_' names after the ':'), got {ref!r}",
+            field,
+        )
     top = module_name.split(".")[0]
     if top in _packages():
         return None
@@ -120,30 +129,31 @@ def static_references() -> Iterator[None]:
         _STATIC.reset(token)
 
 
-def _top_level_names(tree: ast.Module) -> set[str] | None:
-    """Names a module defines at its top level (inside top-level if/try/with too);
-    None when it cannot be known statically (``from x import *``)."""
-    names: set[str] = set()
+def _top_level_names(tree: ast.Module) -> tuple[set[str], set[str]] | None:
+    """(names a module defines, names it imports) at its top level (inside top-level
+    if/try/with too); None when it cannot be known statically (``from x import *``)."""
+    defined: set[str] = set()
+    imported: set[str] = set()
     body = list(tree.body)
     while body:
         node = body.pop()
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            names.add(node.name)
+            defined.add(node.name)
         elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             for t in targets:
-                names.update(n.id for n in ast.walk(t) if isinstance(n, ast.Name))
+                defined.update(n.id for n in ast.walk(t) if isinstance(n, ast.Name))
         elif isinstance(node, ast.Import | ast.ImportFrom):
             for alias in node.names:
                 if alias.name == "*":
                     return None
-                names.add(alias.asname or alias.name.split(".")[0])
+                imported.add(alias.asname or alias.name.split(".")[0])
         elif isinstance(node, ast.If | ast.Try | ast.With | ast.For | ast.While):
             for part in ("body", "orelse", "finalbody", "handlers"):
                 body.extend(getattr(node, part, []))
         elif isinstance(node, ast.ExceptHandler):
             body.extend(node.body)
-    return names
+    return defined, imported - defined
 
 
 def _check_statically(ref: str, home: Path | None, field: str) -> Callable[..., Any]:
@@ -166,7 +176,13 @@ def _check_statically(ref: str, home: Path | None, field: str) -> Callable[..., 
             ) from None
         names = _top_level_names(tree)
         first = attr_path.split(".")[0]
-        if names is not None and first not in names:
+        if names is not None and first in names[1]:
+            raise FieldError(
+                f"{ref!r} is refused: {first!r} is imported into {source.name}, not defined "
+                "there; name a function defined in the referenced module",
+                field,
+            )
+        if names is not None and first not in names[0]:
             raise FieldError(
                 f"cannot import {ref!r}: {source.name} has no attribute {first!r}", field
             )
@@ -175,6 +191,27 @@ def _check_statically(ref: str, home: Path | None, field: str) -> Callable[..., 
         raise RuntimeError(f"{ref} was checked, not imported (the control plane runs no user code)")
 
     return placeholder
+
+
+def _defined_here(obj: Any, ref: str, top: str, field: str) -> None:
+    """The path after ':' stays inside the allowed module: it may not pass through an
+    imported module (``fns:os.system``) or end at something the module only imported
+    (``fns:run`` after ``from subprocess import run``)."""
+    if isinstance(obj, types.ModuleType):
+        raise FieldError(
+            f"{ref!r} is refused: it reaches the module {obj.__name__!r} through an import; "
+            "name a function defined in the referenced module",
+            field,
+        )
+    home = getattr(obj, "__module__", None)
+    if not isinstance(home, str):
+        home = type(obj).__module__
+    if home.split(".")[0] != top:
+        raise FieldError(
+            f"{ref!r} is refused: it is defined in {home!r}, not in {top!r} (reference a "
+            "function where it is defined, from an allowed place)",
+            field,
+        )
 
 
 def import_callable(
@@ -198,7 +235,8 @@ def import_callable(
             f"cannot import {ref!r}: module {module_name!r} raised {type(exc).__name__}: {exc}",
             field,
         ) from None
-    for part in attr_path.split("."):
+    parts = attr_path.split(".")
+    for i, part in enumerate(parts):
         try:
             obj = getattr(obj, part)
         except AttributeError:
@@ -206,6 +244,9 @@ def import_callable(
             raise FieldError(
                 f"cannot import {ref!r}: {Path(str(where)).name} has no attribute {part!r}", field
             ) from None
+        if isinstance(obj, types.ModuleType) or i < len(parts) - 1:
+            _defined_here(obj, ref, top, field)
     if not callable(obj):
         raise FieldError(f"{ref!r} is not callable (it is a {type(obj).__name__})", field)
+    _defined_here(obj, ref, top, field)
     return cast(Callable[..., Any], obj)

@@ -271,6 +271,39 @@ BAD_BODIES: list[tuple[str, bytes, str, int]] = [
         "application/json",
         400,
     ),
+    # the job folder's own modules, but through what they imported (the examples' API
+    # server imports contextlib, sys, Path): the path after ':' must stay in the module
+    (
+        "through an import",
+        orjson.dumps(
+            {**JOB, "transform": [{"type": "map", "function": "api_server:contextlib.os.system"}]}
+        ),
+        "application/json",
+        400,
+    ),
+    (
+        "an imported module",
+        orjson.dumps({**JOB, "transform": [{"type": "map", "function": "api_server:sys.exit"}]}),
+        "application/json",
+        400,
+    ),
+    (
+        "an imported class",
+        orjson.dumps({**JOB, "transform": [{"type": "map", "function": "api_server:Path.unlink"}]}),
+        "application/json",
+        400,
+    ),
+    (
+        "a dunder",
+        orjson.dumps(
+            {
+                **JOB,
+                "transform": [{"type": "map", "function": "quickstart_fns:is_paid.__globals__"}],
+            }
+        ),
+        "application/json",
+        400,
+    ),
     (
         "builtins step",
         orjson.dumps({**JOB, "transform": [{"type": "map", "function": "builtins:eval"}]}),

@@ -85,6 +85,34 @@ BAD: dict[str, tuple[str, str]] = {
         + "schedule: {type: CRON, cron: '0 3 * * *', dependencies: [good]}\n",
         "dependencies is only for DEPENDENCY schedules",
     ),
+    "through-an-imported-module": (
+        "name: b18\n"
+        + GOOD_SOURCE
+        + "transform: [{type: map, function: 'helper_fns:os.system'}]\n"
+        + GOOD_SINK,
+        "'helper_fns:os.system' is refused",
+    ),
+    "an-aliased-module": (
+        "name: b19\n"
+        + GOOD_SOURCE
+        + "transform: [{type: map, function: 'helper_fns:sp.getoutput'}]\n"
+        + GOOD_SINK,
+        "'helper_fns:sp.getoutput' is refused",
+    ),
+    "an-imported-function": (
+        "name: b20\n"
+        + GOOD_SOURCE
+        + "transform: [{type: map, function: 'helper_fns:run'}]\n"
+        + GOOD_SINK,
+        "'helper_fns:run' is refused",
+    ),
+    "a-dunder-attribute": (
+        "name: b21\n"
+        + GOOD_SOURCE
+        + "transform: [{type: map, function: 'helper_fns:ident.__globals__'}]\n"
+        + GOOD_SINK,
+        "no '_' names after the ':'",
+    ),
     "bad-name": ("name: ../../tmp/x\n" + GOOD_SOURCE + GOOD_SINK, "is not a valid name"),
     "unknown-state-backend": (
         "name: b12\n" + GOOD_SOURCE + GOOD_SINK + "config: {state_backend: redis}\n",
@@ -130,6 +158,11 @@ def jobdir(tmp_path: Path) -> Path:
     for name, (text, _phrase) in BAD.items():
         (d / f"{name}.yaml").write_text(text)
     (d / "good.yaml").write_text("name: good\n" + GOOD_SOURCE + GOOD_SINK)
+    # a module of the job's folder that imports what no job may reach
+    (d / "helper_fns.py").write_text(
+        "import os\nimport subprocess as sp\nfrom subprocess import run\n\n\n"
+        "def ident(r):\n    return r\n"
+    )
     return d
 
 
