@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -42,7 +43,7 @@ from pipeline_core.api.schemas import (
     schedule_doc,
     schedule_input,
 )
-from pipeline_core.api.security import RequestGuard, SecurityPolicy
+from pipeline_core.api.security import SECURITY_HEADERS, RequestGuard, SecurityPolicy
 from pipeline_core.config.converter import FieldError, structure
 from pipeline_core.config.documents import parse_document
 from pipeline_core.errors import ConfigError, PipelineError
@@ -57,6 +58,8 @@ if TYPE_CHECKING:
     from pipeline_core.service import PipelineService
 
 __all__ = ["ROUTES", "ApiRoute", "create_app", "openapi_document"]
+
+log = logging.getLogger("pipeline_core.api")
 
 Handler = Callable[["Api", Request], Awaitable[Any]]
 
@@ -706,6 +709,16 @@ async def _not_allowed(_request: Request, exc: Exception) -> Response:
     return response
 
 
+async def _internal_error(_request: Request, exc: Exception) -> Response:
+    """A bug: logged with its traceback here, answered in the API's error shape (and,
+    unlike Starlette's plain 500 page, with the security headers: see below)."""
+    log.error("unhandled error in an API handler", exc_info=exc)
+    response = error_response(500, "internal_error", "internal error (see the service log)")
+    for key, value in SECURITY_HEADERS:
+        response.headers.setdefault(key.decode(), value.decode())
+    return response
+
+
 async def _http_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     response = error_response(exc.status_code, "http_error", str(exc.detail))
@@ -754,6 +767,7 @@ def create_app(
             PipelineError: handle_pipeline_error,
             ApiError: handle_api_error,
             HTTPException: _http_error,
+            Exception: _internal_error,
             404: _not_found,
             405: _not_allowed,
         },

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,7 +31,7 @@ from urllib.parse import urlsplit
 import attrs
 import orjson
 
-__all__ = ["LOOPBACK_HOSTS", "MAX_BODY", "RequestGuard", "SecurityPolicy"]
+__all__ = ["LOOPBACK_HOSTS", "MAX_BODY", "SECURITY_HEADERS", "RequestGuard", "SecurityPolicy"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -44,26 +45,31 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: what a change may be sent as; anything else (text/plain, forms) is refused
 BODY_TYPES = frozenset({"application/json", "application/yaml", "application/x-yaml", "text/yaml"})
 
-_HEADERS: list[tuple[bytes, bytes]] = [
+SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"no-referrer"),
 ]
 _DEFAULT_CSP = b"default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
+SECURITY_HEADERS.append((b"content-security-policy", _DEFAULT_CSP))
 
 
 def _split(value: str | None) -> list[str]:
     return [v.strip() for v in (value or "").split(",") if v.strip()]
 
 
+#: a Host header: a name or IPv4 address, or an [IPv6] address, and an optional port
+_HOST = re.compile(r"(\[[0-9a-f:.]+\]|[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?)(?::([0-9]{1,5}))?")
+
+
 def host_of(value: str) -> str:
-    """``"127.0.0.1:8080"`` → ``127.0.0.1``; ``"[::1]:8080"`` → ``::1``; lower case."""
-    value = value.strip().lower()
-    if value.startswith("["):
-        return value[1:].partition("]")[0]
-    if value.count(":") == 1:
-        return value.partition(":")[0]
-    return value
+    """``"127.0.0.1:8080"`` → ``127.0.0.1``; ``"[::1]:8080"`` → ``::1``; lower case.
+    Anything that is not a well-formed Host header (``a:1@evil``, ``[::1]x``, a port
+    above 65535, a bare IPv6 address) gives ``""``, which no allow-list contains."""
+    m = _HOST.fullmatch(value.strip().lower())
+    if m is None or (m.group(2) is not None and int(m.group(2)) > 65535):
+        return ""
+    return m.group(1).strip("[]")
 
 
 def _is_wildcard(address: str) -> bool:
@@ -99,7 +105,7 @@ class SecurityPolicy:
         env = os.environ if environ is None else environ
         hosts = set(LOOPBACK_HOSTS)
         if bind_host and not _is_wildcard(bind_host):
-            hosts.add(host_of(bind_host))
+            hosts.add(bind_host.strip("[]").lower())
         hosts.update(host_of(h) if h != "*" else h for h in extra_hosts)
         hosts.update(
             host_of(h) if h != "*" else h for h in _split(env.get("PIPELINE_API_ALLOWED_HOSTS"))
@@ -142,8 +148,15 @@ class RequestGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        headers: dict[str, str] = {}
+        repeated = False
+        for k, v in scope["headers"]:
+            name = k.decode("latin-1")
+            repeated = repeated or (name in ("host", "origin") and name in headers)
+            headers[name] = v.decode("latin-1")
         refusal = self._check(scope["method"], headers)
+        if repeated:  # which one would a proxy have looked at?
+            refusal = _refuse(400, "invalid_request", "Host or Origin is given more than once")
         if refusal is None and scope["method"] not in SAFE_METHODS:
             refusal, receive = await self._buffer_body(headers, receive)
         if refusal is not None:
@@ -158,7 +171,7 @@ class RequestGuard:
             return _refuse(
                 400,
                 "host_not_allowed",
-                f"this service does not answer to the name {host_of(host)[:100]!r} "
+                f"this service does not answer to the Host {host[:100]!r} "
                 f"(allowed: {allowed}; add names with PIPELINE_API_ALLOWED_HOSTS or "
                 "serve --allowed-host)",
             )
@@ -172,8 +185,10 @@ class RequestGuard:
                 f"a change from the origin {origin[:100]!r} is refused (allowed: this "
                 "service's own origin and PIPELINE_API_ALLOWED_ORIGINS)",
             )
-        if origin is None and headers.get("sec-fetch-site") in ("cross-site", "same-site"):
-            return _refuse(403, "cross_origin", "a change from another site is refused")
+        fetch_site = headers.get("sec-fetch-site", "").lower()
+        if "cross-site" in fetch_site or "same-site" in fetch_site:
+            # same-site is another origin too (another port or subdomain of this site)
+            return _refuse(403, "cross_origin", "a change from another origin is refused")
         kind = headers.get("content-type")
         if kind is not None and kind.split(";")[0].strip().lower() not in BODY_TYPES:
             return _refuse(
@@ -245,9 +260,7 @@ class RequestGuard:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 present = {k.lower() for k, _ in headers}
-                headers += [h for h in _HEADERS if h[0] not in present]
-                if b"content-security-policy" not in present:
-                    headers.append((b"content-security-policy", _DEFAULT_CSP))
+                headers += [h for h in SECURITY_HEADERS if h[0] not in present]
                 if b"cache-control" not in present:
                     headers.append((b"cache-control", b"no-store"))
                 message["headers"] = headers

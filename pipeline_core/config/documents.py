@@ -9,7 +9,8 @@ hostile or broken document costs a clear error, never a stack overflow or gigaby
   size *with every alias expanded* — what is stored and served afterwards — is at most
   ``max_size`` characters, counted without expanding anything (a 600-byte alias bomb
   is refused instead of becoming megabytes);
-- only plain data (``yaml.SafeLoader``): no Python objects.
+- only plain data (``yaml.SafeLoader``): no Python objects; a mapping key given twice is
+  an error, not a silent "last one wins".
 """
 
 from __future__ import annotations
@@ -45,6 +46,19 @@ class _Bounded(yaml.SafeLoader):
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        # a key given twice is a mistake (the second would silently win)
+        seen: set[Any] = set()
+        for key_node, _value in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, str | int | float | bool) or key is None:
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"the key {key!r} is given twice", key_node.start_mark
+                    )
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
     def compose_document(self) -> Any:
         node = super().compose_document()
@@ -111,5 +125,7 @@ def parse_document(
         raise ConfigError(f"{where}: invalid YAML: {what}") from None
     except RecursionError:
         raise ConfigError(f"{origin}: invalid YAML: nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        raise ConfigError(f"{origin}: invalid YAML: {exc}") from None
     finally:
         loader.dispose()

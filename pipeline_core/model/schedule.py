@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 from typing import Any
 
@@ -58,7 +59,8 @@ class ScheduleConfig:
         if self.type is ScheduleType.CRON:
             if not self.cron:
                 raise FieldError("a CRON schedule needs a cron expression", "cron")
-            Cron(self.cron, self.timezone)  # validates both
+            # validates both, and that it fires at all ("0 0 30 2 *" never does)
+            Cron(self.cron, self.timezone).next_after(dt.datetime.now(dt.UTC).replace(tzinfo=None))
         elif self.cron:
             raise FieldError(f"cron is only for CRON schedules, this one is {self.type}", "cron")
         if self.type is ScheduleType.EVENT and not (self.event_trigger and self.event_topic):

@@ -22,6 +22,7 @@ from pipeline_core.config.secrets import check_references, structure_config, val
 from pipeline_core.errors import ConfigError, PluginError, Problem
 from pipeline_core.io import Sink, Source
 from pipeline_core.model.job import ComponentSpec, PipelineJob
+from pipeline_core.model.schedule import ScheduleType
 from pipeline_core.model.steps import apply_steps
 from pipeline_core.plugins.manager import Plugins
 from pipeline_core.plugins.registry import TypeRegistry
@@ -110,6 +111,34 @@ def _build_stream(job: PipelineJob) -> Stream:
     return stream
 
 
+def _schedule_problems(job: PipelineJob, plugins: Plugins) -> list[Problem]:
+    """What a schedule can be checked for without the registry: an EVENT trigger that is
+    installed, a DEPENDENCY that is not the job itself (the registry checks the rest)."""
+    schedule = job.schedule
+    if schedule is None:
+        return []
+    if schedule.type is ScheduleType.EVENT and schedule.event_trigger not in plugins.triggers:
+        installed = ", ".join(plugins.triggers.names()) or "none"
+        return [
+            Problem(
+                f"unknown event trigger {schedule.event_trigger!r} (installed: {installed})",
+                job=job.name,
+                component="schedule",
+                field="event_trigger",
+            )
+        ]
+    if job.name in schedule.dependencies:
+        return [
+            Problem(
+                f"dependency cycle: {job.name} → {job.name}",
+                job=job.name,
+                component="schedule",
+                field="dependencies",
+            )
+        ]
+    return []
+
+
 def prepare(job: PipelineJob, plugins: Plugins, *, resolve_secrets: bool = False) -> PreparedJob:
     """Validate everything about ``job``; raise one ConfigError listing every problem.
 
@@ -132,6 +161,7 @@ def prepare(job: PipelineJob, plugins: Plugins, *, resolve_secrets: bool = False
             Problem(e.message, job=job.name, component="schedule", field=e.field)
             for e in check_references(job.schedule.event_config, "event_config")
         ]
+    problems += _schedule_problems(job, plugins)
     if job.config.state_backend not in plugins.state_backends:
         problems.append(
             Problem(

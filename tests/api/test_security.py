@@ -159,6 +159,24 @@ def test_a_cross_site_request_or_a_rebound_host_changes_nothing(
     assert serve.jobs(headers) == before
     executions = httpx.get(f"{serve.url}/api/executions", headers=headers).json()
     assert executions == []
+    # malformed Host headers name no allowed host either
+    for host in ("localhost:1@evil.example", "[::1]evil.example", "127.0.0.1:99999", "::1"):
+        r = httpx.get(f"{serve.url}/api/jobs", headers={**headers, "Host": host})
+        assert r.status_code == 400 and r.json()["error"] == "host_not_allowed", host
+    # our own Origin does not excuse a cross-site fetch, nor does a second Origin header
+    port = serve.url.rsplit(":", 1)[1]
+    own = f"http://127.0.0.1:{port}"
+    r = httpx.post(
+        f"{serve.url}/api/jobs/quickstart-orders/start",
+        headers={"Origin": own, "Sec-Fetch-Site": "Cross-Site"},
+    )
+    assert r.status_code == 403, r.text
+    r = httpx.post(
+        f"{serve.url}/api/jobs/quickstart-orders/start",
+        headers=[("Origin", "http://evil.example"), ("Origin", own)],
+    )
+    assert r.status_code == 400 and r.json()["error"] == "invalid_request", r.text
+    assert httpx.get(f"{serve.url}/api/executions", headers=headers).json() == []
     # a rebound page cannot read either
     r = httpx.get(f"{serve.url}/api/jobs", headers={**headers, "Host": "evil.example"})
     assert r.status_code == 400 and r.json()["error"] == "host_not_allowed"

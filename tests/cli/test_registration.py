@@ -113,6 +113,25 @@ BAD: dict[str, tuple[str, str]] = {
         + GOOD_SINK,
         "no '_' names after the ':'",
     ),
+    "unknown-event-trigger": (
+        "name: b22\n"
+        + GOOD_SOURCE
+        + GOOD_SINK
+        + "schedule: {type: EVENT, event_trigger: nope, event_topic: t}\n",
+        "unknown event trigger 'nope'",
+    ),
+    "cron-that-never-fires": (
+        "name: b23\n" + GOOD_SOURCE + GOOD_SINK + "schedule: {type: CRON, cron: '0 0 30 2 *'}\n",
+        "never fires",
+    ),
+    "a-5000-digit-number": (
+        "name: b24\n" + GOOD_SOURCE + GOOD_SINK + "description: " + "9" * 5000 + "\n",
+        "invalid YAML: Exceeds the limit",
+    ),
+    "a-key-given-twice": (
+        "name: b25\nname: b26\n" + GOOD_SOURCE + GOOD_SINK,
+        "the key 'name' is given twice",
+    ),
     "bad-name": ("name: ../../tmp/x\n" + GOOD_SOURCE + GOOD_SINK, "is not a valid name"),
     "unknown-state-backend": (
         "name: b12\n" + GOOD_SOURCE + GOOD_SINK + "config: {state_backend: redis}\n",
@@ -175,7 +194,7 @@ def test_validate_register_and_import_refuse_the_same_files(jobdir: Path, tmp_pa
         assert registered.returncode != 0, (name, registered.stdout)
         assert phrase in registered.stderr, (name, registered.stderr)
         assert "Traceback" not in registered.stderr, name
-        if name not in ("unknown-dependency", "self-dependency"):  # validate has no registry
+        if name != "unknown-dependency":  # validate has no registry to look in
             assert checked.returncode == 2, (name, checked.stdout, checked.stderr)
             assert phrase in checked.stderr, (name, checked.stderr)
     assert stored_jobs(tmp_path) == []
