@@ -27,7 +27,8 @@ wd = open_workdir(Path(sys.argv[1]), "e" * 32, "r" * 32)
 print(wd.path, flush=True)
 if sys.argv[2:] == ["fork"]:  # a child that outlives us, like a process-pool worker
     pid = os.fork()
-    if pid == 0:
+    if pid == 0:  # fork's at-fork hooks have run by now
+        print("child", flush=True)
         sys.stdin.readline()
         os._exit(0)
     print(pid, flush=True)
@@ -95,7 +96,11 @@ def test_opening_sweeps_and_spares_live_directories_of_this_process(tmp_path: Pa
 def test_a_forked_child_does_not_keep_a_killed_owner_alive(tmp_path: Path) -> None:
     root = tmp_path / "work"
     owner = Owner(root, "fork")
-    child = int(owner.stdout.readline())
+    # the parent's pid line and the child's "child" line come in either order; killing
+    # the parent before the child has even returned from fork would test nothing
+    lines = sorted(owner.stdout.readline().strip() for _ in range(2))
+    assert lines[1] == "child", lines
+    child = int(lines[0])
     try:
         owner.kill()
         assert sweep(root) == [owner.path]  # the child's copy of the lock was closed
