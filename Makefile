@@ -9,7 +9,8 @@ CONNECTORS := connectors/file connectors/jdbc connectors/http connectors/rabbitm
 $(BIN)/pipeline-run: pyproject.toml $(foreach c,$(CONNECTORS),$(c)/pyproject.toml)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,postgres]' $(foreach c,$(CONNECTORS),-e $(c))
+	$(BIN)/python -m pip install --quiet -e '.[dev,postgres,mysql]' \
+	  $(foreach c,$(CONNECTORS),-e $(c)$(if $(filter connectors/jdbc,$(c)),'[mysql]'))
 	touch $@
 
 setup: $(BIN)/pipeline-run

@@ -4,6 +4,8 @@ PostgreSQL server.
 ``PIPELINE_TEST_POSTGRES_URL`` (default: the local server at 127.0.0.1:5432) names a
 database to connect to for creating one throwaway database per test. A missing server
 fails the tests; it never skips them (``make test`` starts or finds one first).
+``PIPELINE_TEST_MYSQL_URL`` (default: MariaDB at 127.0.0.1:3306, root, database ``test``)
+does the same for the ``mysql_url`` fixture.
 """
 
 from __future__ import annotations
@@ -41,6 +43,43 @@ def _drop_pg_database(url: str) -> None:
     with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+MYSQL_ADMIN_URL = os.environ.get(
+    "PIPELINE_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test"
+)
+
+
+def _create_mysql_database() -> str:
+    name = f"pipeline_test_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(MYSQL_ADMIN_URL)
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+    finally:
+        admin.dispose()
+    return make_url(MYSQL_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def _drop_mysql_database(url: str) -> None:
+    name = make_url(url).database
+    admin = make_engine(MYSQL_ADMIN_URL)
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+    finally:
+        admin.dispose()
+
+
+@pytest.fixture
+def mysql_url() -> Iterator[str]:
+    """An empty throwaway database on the real MySQL/MariaDB server (fails, never skips,
+    when the server is missing: ``eval "$(scripts/test-services.sh)"`` finds or starts it)."""
+    url = _create_mysql_database()
+    try:
+        yield url
+    finally:
+        _drop_mysql_database(url)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

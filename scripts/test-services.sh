@@ -6,6 +6,10 @@
 # (started with pg_ctlcluster if installed but stopped); else a throwaway cluster of our
 # own under .test-services/ (installing the Debian postgresql package if it is missing).
 #
+# MariaDB: PIPELINE_TEST_MYSQL_URL if set; else the server at 127.0.0.1:3306 (root, empty
+# password, database `test`); else the system server, installed (Debian mariadb-server)
+# and started when missing, then given database `test` and a passwordless root over TCP.
+#
 # `scripts/test-services.sh stop` stops what an earlier call started (and nothing that
 # was already running): the test command leaves no server behind.
 set -euo pipefail
@@ -90,6 +94,68 @@ ensure_rabbitmq() {
   echo "export PIPELINE_TEST_AMQP_URL='amqp://guest:guest@127.0.0.1:5672/%2F'"
 }
 
+mysql_port="${TEST_SERVICES_MYSQL_PORT:-3306}"
+mysql_socket="${TEST_SERVICES_MYSQL_SOCKET:-/run/mysqld/mysqld.sock}"
+mysql_datadir="${TEST_SERVICES_MYSQL_DATADIR:-/var/lib/mysql}"
+
+my_ok() {  # root, empty password, over TCP, database test
+  mariadb --protocol=TCP -h 127.0.0.1 -P "$mysql_port" -u root --connect-timeout=2 \
+    -e "select 1" test >/dev/null 2>&1
+}
+
+my_socket_ok() {  # the server answers on its socket (as the OS root: unix_socket auth)
+  mariadb-admin --socket="$mysql_socket" -u root --connect-timeout=2 ping >/dev/null 2>&1
+}
+
+ensure_mysql() {
+  if [ -n "${PIPELINE_TEST_MYSQL_URL:-}" ]; then
+    echo "export PIPELINE_TEST_MYSQL_URL='${PIPELINE_TEST_MYSQL_URL}'"
+    return
+  fi
+  local url="mysql+pymysql://root@127.0.0.1:$mysql_port/test"
+  if my_ok; then
+    echo "export PIPELINE_TEST_MYSQL_URL='$url'"
+    return
+  fi
+  if [ ! -x /usr/sbin/mariadbd ]; then
+    log "installing MariaDB (Debian package mariadb-server)"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server) >&2
+  fi
+  if ! my_socket_ok && ! port_open "$mysql_port"; then
+    log "starting MariaDB on 127.0.0.1:$mysql_port"
+    local rundir
+    rundir="$(dirname "$mysql_socket")"
+    mkdir -p "$rundir" "$root/.test-services"
+    chown mysql:mysql "$rundir" 2>/dev/null || true
+    if [ ! -d "$mysql_datadir/mysql" ]; then
+      mkdir -p "$mysql_datadir"
+      chown mysql:mysql "$mysql_datadir" 2>/dev/null || true
+      mariadb-install-db --user=mysql --datadir="$mysql_datadir" \
+        --auth-root-authentication-method=socket --skip-test-db >&2
+    fi
+    start-stop-daemon --start --oknodo --background \
+      --make-pidfile --pidfile "$root/.test-services/mariadb.pid" \
+      --exec /usr/sbin/mariadbd -- --user=mysql --datadir="$mysql_datadir" \
+      --socket="$mysql_socket" --port="$mysql_port" --bind-address=127.0.0.1 \
+      --pid-file="$rundir/mariadbd-$mysql_port.pid" >&2
+    touch "$root/.test-services/started-mariadb"
+    for _ in $(seq 1 100); do my_socket_ok && break; sleep 0.2; done
+  fi
+  if ! my_ok && my_socket_ok; then
+    # Debian's root logs in by unix_socket only: the tests log in over TCP, no password.
+    log "MariaDB: creating database test and a passwordless root@127.0.0.1"
+    mariadb --socket="$mysql_socket" -u root >&2 <<'SQL'
+CREATE DATABASE IF NOT EXISTS test;
+CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY '';
+GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;
+ALTER USER 'root'@'localhost' IDENTIFIED VIA unix_socket OR mysql_native_password USING PASSWORD('');
+FLUSH PRIVILEGES;
+SQL
+  fi
+  my_ok || { log "MariaDB does not answer at 127.0.0.1:$mysql_port (root, no password, database test)"; exit 1; }
+  echo "export PIPELINE_TEST_MYSQL_URL='$url'"
+}
+
 # Tools the tests run: Debian's chromium (the dashboard test drives it with playwright)
 # and promtool (package prometheus: checks the alert rules in docs/).
 ensure_tools() {
@@ -125,6 +191,11 @@ ensure_kafka() {
 
 stop_started() {
   local state="$root/.test-services"
+  if [ -f "$state/started-mariadb" ]; then
+    log "stopping the MariaDB server we started"
+    start-stop-daemon --stop --oknodo --retry 30 --pidfile "$state/mariadb.pid" >&2 || true
+    rm -f "$state/started-mariadb" "$state/mariadb.pid"
+  fi
   if [ -f "$state/started-tansu" ]; then
     log "stopping the Kafka-protocol broker we started"
     kill "$(cat "$state/started-tansu")" 2>/dev/null || true
@@ -150,6 +221,7 @@ if [ "${1:-}" = stop ]; then
 fi
 
 ensure_postgres
+ensure_mysql
 ensure_rabbitmq
 ensure_tools
 ensure_kafka
