@@ -1,14 +1,20 @@
 """SIGKILL a Kafka → keyed running totals → Kafka job repeatedly: every input record is
 reflected downstream at least once, and the totals are exact (state and offsets are
-restored together). Then two instances in one consumer group share the partitions, one
-is killed, and the other takes its partitions over from the checkpointed offsets."""
+restored together); into PostgreSQL through an exactly-once sink, at randomised kill
+moments, every record exactly once. Then two instances in one consumer group share the
+partitions, one is killed, and the other takes its partitions over from the checkpointed
+offsets."""
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
+import json
 import os
+import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -187,33 +193,66 @@ async def test_group_members_share_partitions_and_take_over(kafka: Broker, tmp_p
                 p.wait(timeout=30)
 
 
-async def test_exactly_once_into_postgresql_across_kills(
+#: replay a run of the kill test with the seed it printed: PIPELINE_TEST_KILL_SEED=…
+KILL_SEED = os.environ.get("PIPELINE_TEST_KILL_SEED") or f"{random.randrange(10**9)}"
+PG_KILLS = 12
+PG_PER_PARTITION = 7000
+
+EXACT_FNS = """
+def running(record, state):
+    value = record["value"]
+    count, total = state.value("count", 0), state.value("sum", 0)
+    count.update(count.value() + 1)
+    total.update(total.value() + value["amount"])
+    return {"id": value["id"], "p": record["partition"], "o": record["offset"],
+            "user": value["user"], "count": count.value(), "sum": total.value()}
+"""
+
+
+def checkpoints(tmp: Path) -> list[tuple[int, str, dict[str, Any]]]:
+    """(row id, status, source_state) of every checkpoint row of the metadata database."""
+    db = tmp / ".pipeline" / "pipeline.db"
+    if not db.exists():
+        return []
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.05) as conn:
+            rows = conn.execute("SELECT id, status, state_data FROM pipeline_checkpoint").fetchall()
+    except sqlite3.Error:
+        return []
+    return [(i, st, (json.loads(d) if d else {}).get("source_state") or {}) for i, st, d in rows]
+
+
+async def test_exactly_once_into_postgresql_across_random_kills(
     kafka: Broker, pg_url: str, tmp_path: Path
 ) -> None:
-    """Kafka → keyed running totals → PostgreSQL through the jdbc sink's exactly-once mode
-    (rows staged per checkpoint, moved in the transaction that records it): after SIGKILLs
-    the table equals an uninterrupted run — every output row once, totals exact."""
+    """Kafka (3 partitions) → keyed running totals (LMDB) → PostgreSQL through the jdbc
+    sink's exactly-once mode, SIGKILLed at random moments — during start-up and the
+    partition assignment, while records flow, and just as a checkpoint begins — and
+    resumed with ``--resume`` each time. Every (partition, offset) lands exactly once,
+    and every running count and sum is the one an uninterrupted run computes; every
+    checkpoint names all three partitions."""
     from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, func, select
 
+    print(f"kill seed {KILL_SEED} (replay: PIPELINE_TEST_KILL_SEED={KILL_SEED})")
+    rnd = random.Random(KILL_SEED)
     engine = create_engine(pg_url)
     md = MetaData()
-    totals = Table(
+    totals = Table(  # no key: a record delivered twice would show as a second row
         "totals",
         md,
-        Column("id", Integer, primary_key=True),  # a duplicate row would fail the insert
+        Column("id", Integer, nullable=False),
+        Column("p", Integer, nullable=False),
+        Column("o", Integer, nullable=False),
         Column("user", String(20), nullable=False),
         Column("count", Integer, nullable=False),
         Column("sum", Integer, nullable=False),
     )
     md.create_all(engine)
-    n = 6000
+    n = 3 * PG_PER_PARTITION
     src = await kafka.topic("in", partitions=3)
-    records = [{"id": i, "user": f"u{i % USERS}", "amount": i % 17} for i in range(n)]
+    records = [{"id": i, "user": f"u{i % 300}", "amount": rnd.randrange(100)} for i in range(n)]
     await kafka.produce(src, records, key=lambda r: r["user"])
-    expected = collections.Counter()
-    for r in records:
-        expected[r["user"]] += r["amount"]
-    (tmp_path / "fns.py").write_text(FNS)
+    (tmp_path / "fns.py").write_text(EXACT_FNS)
     job = tmp_path / "eo.yaml"
     job.write_text(
         yaml.safe_dump(
@@ -225,20 +264,23 @@ async def test_exactly_once_into_postgresql_across_kills(
                     "config": {
                         "bootstrap_servers": BOOTSTRAP,
                         "topics": [src],
-                        "with_metadata": False,
                         "max_poll_records": 100,
                         **FAST_GROUP,
                     },
                 },
                 "transform": [
-                    {"type": "rate_limit", "per_second": 1500},
-                    {"type": "keyed_map", "key_field": "user", "function": "fns:running"},
+                    {"type": "rate_limit", "per_second": 1000},
+                    {"type": "keyed_map", "key_field": "key", "function": "fns:running"},
                 ],
                 "sink": {
                     "type": "jdbc",
                     "config": {"url": pg_url, "table": "totals", "exactly_once": True},
                 },
-                "config": {"checkpoint_interval": "250ms", "state_backend": "lmdb"},
+                "config": {
+                    "checkpoint_interval": "300ms",
+                    "checkpoint_retention": 1000,
+                    "state_backend": "lmdb",
+                },
             }
         )
     )
@@ -247,30 +289,60 @@ async def test_exactly_once_into_postgresql_across_kills(
         with engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(totals)).scalar_one())
 
+    moments: collections.Counter[str] = collections.Counter()
     try:
-        for kill in range(4):
+        for kill in range(PG_KILLS):
             proc = start(tmp_path, job, resume=kill > 0)
-            before = rows()
-            deadline = time.monotonic() + 60
-            while rows() < before + 600 and time.monotonic() < deadline:
-                await asyncio.sleep(0.1)
+            moment = rnd.choice(["start-up", "flowing", "flowing", "checkpoint"])
+            if moment == "start-up":  # loading, restoring, joining, seeking
+                await asyncio.sleep(rnd.uniform(0.3, 2.5))
+            else:
+                before = rows()
+                deadline = time.monotonic() + 60
+                while rows() <= before and time.monotonic() < deadline:
+                    await asyncio.sleep(0.05)
+                if moment == "flowing":
+                    await asyncio.sleep(rnd.uniform(0.0, 1.2))
+                else:
+                    begun = max((c[0] for c in checkpoints(tmp_path)), default=0)
+                    while max((c[0] for c in checkpoints(tmp_path)), default=0) == begun:
+                        await asyncio.sleep(0.002)
             assert proc.poll() is None, (tmp_path / "stderr.log").read_text()[-3000:]
             proc.send_signal(signal.SIGKILL)
             proc.wait()
-            assert rows() < n, "the job got too far before the last kill"
+            moments[moment] += 1
+            assert rows() < n, f"the job got too far before kill {kill + 1}"
         proc = start(tmp_path, job, resume=True)
         deadline = time.monotonic() + 120
         while rows() < n and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
+        await asyncio.sleep(1.0)  # a duplicate would still be committed meanwhile
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)
         with engine.connect() as conn:
-            got = conn.execute(select(totals).order_by(totals.c.id)).all()
+            got = conn.execute(select(totals).order_by(totals.c.p, totals.c.o)).all()
     finally:
         engine.dispose()
-    assert [r.id for r in got] == list(range(n))  # each output once: nothing lost or doubled
-    last = {}
+    print(f"kills: {dict(moments)}")
+    twice = collections.Counter((r.p, r.o) for r in got)
+    per_partition = collections.Counter(p for (p, _o), c in twice.items() if c > 1)
+    assert not per_partition, f"delivered twice, per partition: {dict(per_partition)}"
+    assert sorted(r.id for r in got) == list(range(n)), "records lost"
+    # per user (one key, one partition): counts 1, 2, 3 … and the sums an uninterrupted
+    # run gives, in offset order
+    by_user: dict[str, list[Any]] = collections.defaultdict(list)
     for r in got:
-        last[r.user] = r  # ordered by id: the last row per user carries the final total
-    assert {u: r.sum for u, r in last.items()} == dict(expected)
-    assert all(r.count == n // USERS for r in last.values())
+        by_user[r.user].append(r)
+    for user, mine in by_user.items():
+        assert len({r.p for r in mine}) == 1
+        assert [r.count for r in mine] == list(range(1, len(mine) + 1)), user
+        assert [r.id for r in mine] == sorted(r.id for r in mine), user
+        assert [r.sum for r in mine] == list(
+            itertools.accumulate(records[r.id]["amount"] for r in mine)
+        ), user
+    assert sum(len(v) for v in by_user.values()) == n
+    # every checkpoint that holds a position names all three partitions
+    states = [state for _i, status, state in checkpoints(tmp_path) if status == "COMPLETED"]
+    assert states and all(
+        not state or set(state["kafka_offsets"][src]) == {"0", "1", "2"} for state in states
+    ), [s for s in states if s and len(s["kafka_offsets"][src]) != 3][:3]

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
 from pipeline_connector_kafka.config import KafkaSourceConfig
@@ -33,11 +33,19 @@ class _Rebalance(ConsumerRebalanceListener):
 
 class KafkaSource(Source[KafkaSourceConfig]):
     """Consumes with auto-commit off. Position: ``{"kafka_offsets": {topic: {partition:
-    next_offset}}}`` (the original design's checkpoint shape). Offsets are committed to
-    the group only in ``on_checkpoint_complete``; on restore the checkpoint's offsets win
-    over the group's committed ones for every partition it names. Delivery downstream is
-    at-least-once: records after the last checkpoint are read again after a crash, and
-    operator state is restored to the same point, so keyed aggregates stay exact.
+    next_offset}}}`` (the original design's checkpoint shape), naming **every partition
+    the execution owns** — read or not — with the offset of the next record it will
+    deliver from it. Offsets are committed to the group only in
+    ``on_checkpoint_complete``; on restore the checkpoint's offsets win over the group's
+    committed ones for every partition it names. Delivery downstream is at-least-once:
+    records after the last checkpoint are read again after a crash, and operator state is
+    restored to the same point, so keyed aggregates stay exact.
+
+    Assignment: the partitions are paused before anything else, their start offsets are
+    settled (the checkpoint's, ``start_from``'s on the execution's first assignment, the
+    group's committed offset — or the one this execution reached — on a later one), each
+    is sought there, and only then are they resumed: no record of a partition is yielded
+    before its seek.
 
     Backpressure: nothing is fetched while the job's buffer is full (the runtime stops
     pulling); fetch sizes bound what is read ahead. Pause stops polling likewise.
@@ -50,9 +58,18 @@ class KafkaSource(Source[KafkaSourceConfig]):
     def __init__(self, config: KafkaSourceConfig) -> None:
         super().__init__(config)
         self.consumer: AIOKafkaConsumer | None = None
-        #: next offset to read, per topic and partition, as of the last emitted batch
-        self.offsets: dict[str, dict[int, int]] = {}
-        self.restored: dict[str, dict[int, int]] = {}
+        #: next offset to deliver of every partition this execution owns now
+        self.offsets: dict[TopicPartition, int] = {}
+        #: the checkpoint's offsets, for the first assignment after a restore
+        self.restored: dict[TopicPartition, int] = {}
+        #: where each partition this execution ever owned was (it may come back)
+        self.reached: dict[TopicPartition, int] = {}
+        #: start_from is applied once per execution: on its first assignment
+        self.started = False
+        #: an assignment changed the owned partitions: tell the runtime the new position
+        self.moved = False
+        #: an assignment could not settle its offsets; read() raises it
+        self.failure: BaseException | None = None
         self.rebalances = 0
 
     async def open(self, ctx: RuntimeContext, restored_position: dict[str, Any] | None) -> None:
@@ -60,8 +77,13 @@ class KafkaSource(Source[KafkaSourceConfig]):
         cfg = self.config
         saved = (restored_position or {}).get("kafka_offsets") or {}
         self.restored = {
-            t: {int(p): int(o) for p, o in parts.items()} for t, parts in saved.items()
+            TopicPartition(t, int(p)): int(o)
+            for t, parts in saved.items()
+            for p, o in parts.items()
         }
+        self.reached = dict(self.restored)
+        # a checkpoint that names partitions comes from an execution that has started
+        self.started = bool(self.restored)
         self.value_of = deserializer(cfg.value_deserializer)
         self.key_of = deserializer(cfg.key_deserializer)
         reset = "latest" if cfg.start_from == "latest" else "earliest"
@@ -106,30 +128,69 @@ class KafkaSource(Source[KafkaSourceConfig]):
             except Exception as exc:  # the previous checkpoint's offsets stay committed
                 log.warning("%s: no checkpoint before the rebalance: %s", self.ctx.component, exc)
         for tp in partitions:
-            self.offsets.get(tp.topic, {}).pop(tp.partition, None)
+            at = self.offsets.pop(tp, None)
+            if at is not None:
+                self.reached[tp] = at
         if partitions:
             self.rebalances += 1
+            self.moved = True
             log.info("%s: partitions revoked: %s", self.ctx.component, partitions)
 
     async def assigned(self, partitions: list[TopicPartition]) -> None:
-        """Seek where the checkpoint says (it wins over the group's committed offsets);
-        partitions it does not name start per ``start_from``."""
+        """Pause the partitions (synchronously, before the fetcher can use the position
+        aiokafka gives them), settle where each starts, seek, then resume them."""
         assert self.consumer is not None
-        cfg = self.config
-        for tp in partitions:
-            saved = self.restored.get(tp.topic, {}).pop(tp.partition, None)
-            if saved is not None:
-                self.consumer.seek(tp, saved)
-            elif cfg.start_from == "earliest":
-                await self.consumer.seek_to_beginning(tp)
-            elif cfg.start_from == "timestamp" and cfg.start_timestamp is not None:
-                found = await self.consumer.offsets_for_times({tp: cfg.start_timestamp})
-                at = found.get(tp)
-                if at is not None:
-                    self.consumer.seek(tp, at.offset)
-                else:
-                    await self.consumer.seek_to_end(tp)
-        log.info("%s: partitions assigned: %s", self.ctx.component, partitions)
+        consumer, tps = self.consumer, sorted(partitions)
+        try:
+            if tps:
+                consumer.pause(*tps)
+            starts = await self._starts(tps)
+            for tp, offset in starts.items():
+                consumer.seek(tp, offset)
+        except IllegalStateError:
+            return  # a newer rebalance took them already; its assignment settles its own
+        except Exception as exc:  # cannot raise out of aiokafka's callback: read() will
+            self.failure = exc
+            log.warning("%s: cannot settle start offsets: %s", self.ctx.component, exc)
+            return
+        self.offsets = dict(starts)
+        self.reached.update(starts)
+        self.restored = {}  # only the first assignment restores; later ones continue
+        self.started = True
+        self.moved = True
+        if tps:
+            consumer.resume(*tps)
+        log.info("%s: partitions assigned, starting at %s", self.ctx.component, _named(starts))
+
+    async def _starts(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        """The next offset to deliver of each partition: the restored checkpoint's; on the
+        execution's first assignment ``start_from``'s; else the group's committed offset
+        or the one this execution reached, whichever is further (``start_from``'s when
+        there is neither)."""
+        assert self.consumer is not None
+        consumer, cfg = self.consumer, self.config
+        starts = {tp: self.restored[tp] for tp in tps if tp in self.restored}
+        rest = [tp for tp in tps if tp not in starts]
+        if rest and (self.started or cfg.start_from == "committed"):
+            committed = await asyncio.gather(*(consumer.committed(tp) for tp in rest))
+            for tp, at in zip(rest, committed, strict=True):
+                known = [o for o in (at, self.reached.get(tp)) if o is not None]
+                if known:
+                    starts[tp] = max(known)
+            rest = [tp for tp in rest if tp not in starts]
+        if not rest:
+            return starts
+        if cfg.start_from == "latest":
+            starts.update(await consumer.end_offsets(rest))
+        elif cfg.start_from == "timestamp" and cfg.start_timestamp is not None:
+            found = await consumer.offsets_for_times(dict.fromkeys(rest, cfg.start_timestamp))
+            later = [tp for tp in rest if found.get(tp) is None]  # nothing that late yet
+            starts.update({tp: at.offset for tp, at in found.items() if at is not None})
+            if later:
+                starts.update(await consumer.end_offsets(later))
+        else:  # earliest, and committed with nothing committed
+            starts.update(await consumer.beginning_offsets(rest))
+        return starts
 
     # --- reading -------------------------------------------------------------------------
 
@@ -162,10 +223,22 @@ class KafkaSource(Source[KafkaSourceConfig]):
             records.append(value)
         return records, failed
 
+    def _position(self) -> dict[str, Any]:
+        """Every owned partition's next offset (JSON: partition numbers as string keys)."""
+        named: dict[str, dict[str, int]] = {}
+        for tp, offset in self.offsets.items():
+            named.setdefault(tp.topic, {})[str(tp.partition)] = offset
+        return {"kafka_offsets": named}
+
     async def read(self) -> AsyncIterator[Batch]:
         assert self.consumer is not None
         cfg = self.config
         while True:
+            if self.failure is not None:
+                raise RetriableConnectorError(
+                    f"Kafka partition assignment failed: {self.failure}",
+                    component=self.ctx.component,
+                ) from self.failure
             try:
                 fetched = await self.consumer.getmany(
                     timeout_ms=cfg.poll_timeout_ms, max_records=cfg.max_poll_records
@@ -175,20 +248,18 @@ class KafkaSource(Source[KafkaSourceConfig]):
                     f"reading from Kafka failed: {exc}", component=self.ctx.component
                 ) from exc
             if not fetched:
+                if self.moved:  # no records, but the partitions owned changed
+                    self.moved = False
+                    yield Batch([], self._position())
                 continue
             messages: list[Any] = []
+            offsets = self.offsets
             for tp, batch in fetched.items():
                 messages.extend(batch)
-                self.offsets.setdefault(tp.topic, {})[tp.partition] = batch[-1].offset + 1
+                offsets[tp] = batch[-1].offset + 1
             records, failed = self._records(messages)
-            position = {  # JSON: partition numbers as string keys
-                "kafka_offsets": {
-                    t: {str(p): o for p, o in parts.items()}
-                    for t, parts in self.offsets.items()
-                    if parts
-                }
-            }
-            yield Batch(records, position, failures=failed or None)
+            self.moved = False
+            yield Batch(records, self._position(), failures=failed or None)
 
     async def on_checkpoint_complete(self, checkpoint_id: int, position: dict[str, Any]) -> None:
         consumer = self.consumer
@@ -217,3 +288,10 @@ class KafkaSource(Source[KafkaSourceConfig]):
                 await consumer.stop()
             except Exception:
                 log.debug("stopping the consumer failed", exc_info=True)
+
+
+def _named(offsets: dict[TopicPartition, int]) -> dict[str, dict[int, int]]:
+    named: dict[str, dict[int, int]] = {}
+    for tp, offset in sorted(offsets.items()):
+        named.setdefault(tp.topic, {})[tp.partition] = offset
+    return named
