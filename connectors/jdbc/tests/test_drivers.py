@@ -41,9 +41,10 @@ CASES = {
         ["psycopg"],
         f"postgresql:// needs the Python module psycopg, which is not installed: {POSTGRES}",
     ),
+    # a bare mysql:// uses PyMySQL when MySQLdb is missing; with neither, it says so
     "bare-mysql": (
         "mysql://bob:{pw}@127.0.0.1:3306/test",
-        ["MySQLdb"],
+        ["MySQLdb", "pymysql"],
         "mysql:// needs the Python module MySQLdb, which is not installed: write the URL as "
         f"mysql+pymysql://… and {MYSQL} (or pip install mysqlclient)",
     ),
@@ -54,7 +55,7 @@ CASES = {
     ),
     "mariadb": (
         "mariadb://bob:{pw}@127.0.0.1:3306/test",
-        ["MySQLdb"],
+        ["MySQLdb", "pymysql"],
         "mariadb:// needs the Python module MySQLdb, which is not installed: write the URL "
         f"as mariadb+pymysql://… and {MYSQL} (or pip install mysqlclient)",
     ),
@@ -140,4 +141,53 @@ def test_a_driver_that_fails_to_import_names_the_cause(tmp_path: Path) -> None:
         "error: job 'drivers', source (jdbc): field 'url': postgresql+psycopg:// needs the "
         "Python module psycopg, which failed to import (no pq wrapper available): "
         f"{POSTGRES}"
+    ], proc.stderr
+
+
+def test_a_bare_mysql_url_uses_pymysql_when_mysqlclient_is_missing(
+    tmp_path: Path, mysql_url: str
+) -> None:
+    bare = mysql_url.replace("mysql+pymysql://", "mysql://")
+    proc = pipeline_run(tmp_path, source_job(bare), ["MySQLdb"])
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "out").exists()
+
+
+CONNECT_CASES = {
+    "mysql-password": (
+        "mysql+pymysql://root:{pw}@127.0.0.1:3306/test",
+        "cannot connect to mysql+pymysql://root:***@127.0.0.1:3306/test (driver pymysql): "
+        "(1045, \"Access denied for user 'root'@'127.0.0.1' (using password: YES)\"): "
+        "check the user name and password",
+    ),
+    "mysql-no-server": (
+        "mysql+pymysql://root:{pw}@127.0.0.1:1/test",
+        "cannot connect to mysql+pymysql://root:***@127.0.0.1:1/test (driver pymysql): "
+        "(2003, \"Can't connect to MySQL server on '127.0.0.1' ([Errno 111] Connection "
+        'refused)"): check that the server is running and listening at 127.0.0.1:1',
+    ),
+    "mysql-no-database": (
+        "mysql+pymysql://root@127.0.0.1:3306/no_such_db_{pw}",
+        "cannot connect to mysql+pymysql://root@127.0.0.1:3306/no_such_db_{pw} (driver "
+        "pymysql): (1049, \"Unknown database 'no_such_db_{pw}'\"): create the database, or "
+        "fix its name in the URL",
+    ),
+    "postgresql-no-server": (
+        "postgresql+psycopg://bob:{pw}@127.0.0.1:1/db",
+        "cannot connect to postgresql+psycopg://bob:***@127.0.0.1:1/db (driver psycopg): "
+        'connection failed: connection to server at "127.0.0.1", port 1 failed: '
+        "Connection refused Is the server running on that host and accepting TCP/IP "
+        "connections?: check that the server is running and listening at 127.0.0.1:1",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CONNECT_CASES))
+def test_a_failed_connection_is_one_line_with_url_driver_and_fix(tmp_path: Path, case: str) -> None:
+    url, expected = CONNECT_CASES[case]
+    pw = "nodb" if case == "mysql-no-database" else SECRET
+    proc = pipeline_run(tmp_path, source_job(url.format(pw=pw)), [])
+    assert proc.returncode == 1, proc.stderr
+    assert error_lines(proc) == [
+        f"error: job 'drivers', source (jdbc): field 'url': {expected.format(pw=pw)}"
     ], proc.stderr

@@ -1,5 +1,5 @@
-"""The SQL connector on SQLite and on the real PostgreSQL server (``db_url`` runs each
-test on both)."""
+"""The SQL connector on SQLite and on the real PostgreSQL and MariaDB servers (``db_url``
+runs each test on all three)."""
 
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def make_table(url: str, name: str, data: list[dict[str, Any]] | None = None) ->
     table = Table(
         name,
         md,
-        Column("id", Integer, primary_key=True),
+        Column("id", Integer, primary_key=True, autoincrement=False),
         Column("name", String(100)),
         Column("amount", Numeric(12, 2)),
         Column("at", DateTime(timezone=True)),
@@ -248,7 +248,8 @@ def test_exactly_once_sink_commits_only_completed_checkpoints(db_url: str) -> No
     assert [r["id"] for r in fetch(db_url, table)] == list(range(5))
     engine = create_engine(db_url)
     with engine.connect() as conn:
-        assert conn.execute(text('SELECT count(*) FROM "dst__pipeline_stage"')).scalar() == 0
+        stage = conn.dialect.identifier_preparer.quote("dst__pipeline_stage")
+        assert conn.execute(text(f"SELECT count(*) FROM {stage}")).scalar() == 0
         progress = conn.execute(
             text("SELECT execution_id, checkpoint_id FROM pipeline_sink_progress")
         ).all()
@@ -337,7 +338,9 @@ def test_sql_task_query_into_a_table(db_url: str) -> None:
                 "CREATE TABLE totals (bucket INTEGER PRIMARY KEY, n INTEGER, total NUMERIC(14, 2))"
             )
         )
+    mysql = engine.dialect.name in ("mysql", "mariadb")
     engine.dispose()
+    bucket = "id DIV 1000" if mysql else "id / 1000"  # MySQL's / is exact division
     job = (
         PipelineJob.builder()
         .name("sql-task")
@@ -345,7 +348,8 @@ def test_sql_task_query_into_a_table(db_url: str) -> None:
         .source(
             "jdbc",
             url=db_url,
-            query="SELECT id / 1000 AS bucket, count(*) AS n, sum(amount) AS total FROM src GROUP BY id / 1000",
+            query=f"SELECT {bucket} AS bucket, count(*) AS n, sum(amount) AS total "
+            f"FROM src GROUP BY {bucket}",
             key="bucket",
         )
         .sink("jdbc", url=db_url, table="totals")
@@ -402,8 +406,9 @@ def test_examples_run_against_postgresql(db_url: str, tmp_path: Path) -> None:
     assert (totals[0], totals[1]) == (paid[0], paid[1])
 
 
-def test_source_survives_a_dropped_connection(db_url: str) -> None:
-    if not db_url.startswith("postgresql"):
+@pytest.mark.parametrize("mode", ["table", "query"])
+def test_source_survives_a_dropped_connection(db_url: str, mode: str) -> None:
+    if db_url.startswith("sqlite"):
         return  # only a server can drop a connection
     import threading
     import time
@@ -415,21 +420,38 @@ def test_source_survives_a_dropped_connection(db_url: str) -> None:
         time.sleep(0.4)
         engine = create_engine(db_url)
         with engine.connect() as conn:
-            killed.extend(
-                conn.execute(
+            if engine.dialect.name == "postgresql":
+                killed.extend(
+                    conn.execute(
+                        text(
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                        )
+                    ).scalars()
+                )
+            else:
+                ids = conn.execute(
                     text(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                        "SELECT id FROM information_schema.processlist "
+                        "WHERE db = database() AND id <> connection_id()"
                     )
                 ).scalars()
-            )
+                for pid in ids:
+                    conn.execute(text(f"KILL {int(pid)}"))
+                    killed.append(pid)
         engine.dispose()
+
+    source: dict[str, Any] = (
+        {"table": "src", "key": "id", "page_size": 100}
+        if mode == "table"
+        else {"query": "SELECT id, name FROM src", "key": "id", "fetch_size": 100}
+    )
 
     sink = ListSink()
     job = (
         PipelineJob.builder()
         .name("flaky")
-        .source("jdbc", url=db_url, table="src", key="id", page_size=100)
+        .source("jdbc", url=db_url, **source)
         .transform(lambda s: s.rate_limit(2_500))
         .sink(sink)
         .build()

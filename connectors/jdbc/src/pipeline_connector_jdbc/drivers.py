@@ -6,7 +6,11 @@ the rest of the URL: a URL may hold a password, and may have come from a secret.
 
 from __future__ import annotations
 
-__all__ = ["async_driver", "missing_driver", "unknown_dialect"]
+from typing import Any
+
+from sqlalchemy.engine import make_url
+
+__all__ = ["async_driver", "cannot_connect", "missing_driver", "shown_url", "unknown_dialect"]
 
 _POSTGRES = "pip install 'pipeline-connector-jdbc[postgres]'"
 _MYSQL = "pip install 'pipeline-connector-jdbc[mysql]'"
@@ -45,6 +49,62 @@ def _fix(backend: str, module: str) -> str:
     if package is not None:
         return f"pip install {package}"
     return f"install the Python package that provides {module}"
+
+
+def shown_url(url: str) -> str:
+    """``url`` for messages: the password (and any password-like query value) as ***."""
+    try:
+        parsed = make_url(url)
+    except Exception:  # not a URL at all: show only its scheme
+        return url.partition("://")[0] + "://…"
+    query = {
+        k: ("***" if any(w in k.lower() for w in ("pass", "secret", "token")) else v)
+        for k, v in parsed.query.items()
+    }
+    return parsed.set(query=query).render_as_string(hide_password=True)
+
+
+#: (what the driver's message says, the fix) — first match wins
+_CONNECT_FIXES = (
+    (
+        ("access denied", "password authentication failed", "authentication failed"),
+        "check the user name and password",
+    ),
+    (("unknown database", "does not exist"), "create the database, or fix its name in the URL"),
+    (
+        ("connection refused", "can't connect", "could not connect", "timed out", "timeout"),
+        "check that the server is running and listening at {where}",
+    ),
+    (
+        (
+            "name or service not known",
+            "unknown host",
+            "could not translate host",
+            "nodename nor servname",
+            "getaddrinfo",
+        ),
+        "check the host name in the URL",
+    ),
+    (("unable to open database file",), "check that the file's folder exists and is writable"),
+)
+
+
+def cannot_connect(url: str, driver: str, exc: Any) -> str:
+    """One line for a failed connection: the URL (password hidden), the driver, what the
+    driver said and what to do about it."""
+    said = " ".join(str(exc).split())
+    lower = said.lower()
+    try:
+        parsed = make_url(url)
+        where = f"{parsed.host or 'localhost'}:{parsed.port or 'its default port'}"
+    except Exception:
+        where = "the URL's host and port"
+    fix = "check the URL and that the database server is reachable"
+    for words, advice in _CONNECT_FIXES:
+        if any(w in lower for w in words):
+            fix = advice.format(where=where)
+            break
+    return f"cannot connect to {shown_url(url)} (driver {driver}): {said}: {fix}"
 
 
 def missing_driver(scheme: str, backend: str, module: str, why: str | None = None) -> str:

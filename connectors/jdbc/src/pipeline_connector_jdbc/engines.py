@@ -1,15 +1,21 @@
 """One SQLAlchemy engine (and pool) per distinct URL per process, shared by every source
-and sink that uses it, disposed when the last one closes."""
+and sink that uses it, disposed when the last one closes.
+
+A bare ``mysql://`` or ``mariadb://`` URL means SQLAlchemy's default driver, MySQLdb
+(mysqlclient); when that is not installed and PyMySQL is (the ``mysql`` extra), the URL
+is read as ``mysql+pymysql://`` instead of failing.
+"""
 
 from __future__ import annotations
 
+import importlib
 import threading
 
 from sqlalchemy import Engine, create_engine
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-from pipeline_connector_jdbc import drivers
+from pipeline_connector_jdbc import drivers, mysql
 from pipeline_core import FieldError
 
 __all__ = ["acquire", "release"]
@@ -39,10 +45,13 @@ def _create(url: str) -> Engine:
         raise FieldError(f"not a valid database URL: {exc}", "url") from None
     scheme, backend = parsed.drivername, parsed.get_backend_name()
     driver = scheme.partition("+")[2] or None
+    parsed = _bare_mysql(parsed)
     try:
         if parsed.get_dialect().is_async:
             raise FieldError(drivers.async_driver(scheme, backend), "url")
-        return create_engine(parsed, pool_pre_ping=True)
+        engine = create_engine(parsed, pool_pre_ping=True, **mysql.engine_options(backend))
+        mysql.setup_connections(engine)
+        return engine
     except NoSuchModuleError:
         raise FieldError(drivers.unknown_dialect(scheme, backend, driver), "url") from None
     except ModuleNotFoundError as exc:
@@ -55,6 +64,23 @@ def _create(url: str) -> Engine:
         ) from None
     except ArgumentError as exc:
         raise FieldError(f"not a valid database URL: {exc}", "url") from None
+
+
+def _importable(module: str) -> bool:
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
+
+
+def _bare_mysql(url: URL) -> URL:
+    """``mysql://`` → ``mysql+pymysql://`` when MySQLdb is missing and PyMySQL is not."""
+    if url.drivername not in ("mysql", "mariadb") or _importable("MySQLdb"):
+        return url
+    if not _importable("pymysql"):
+        return url  # the error then names MySQLdb and the extra to install
+    return url.set(drivername=f"{url.drivername}+pymysql")
 
 
 def release(url: str) -> None:

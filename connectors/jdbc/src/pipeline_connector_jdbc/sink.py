@@ -1,4 +1,5 @@
-"""The ``jdbc`` sink: append (COPY on PostgreSQL), upsert, replace; optionally exactly-once.
+"""The ``jdbc`` sink: append (COPY on PostgreSQL, LOAD DATA LOCAL INFILE on MySQL/MariaDB),
+upsert, replace; optionally exactly-once.
 
 Direct modes write each batch in its own transaction (at-least-once: a replay after a
 crash writes the records since the last checkpoint again; ``upsert`` makes that
@@ -37,11 +38,12 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.dialects import mysql as mysql_dialect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import NoSuchTableError, OperationalError
 
-from pipeline_connector_jdbc import engines
+from pipeline_connector_jdbc import drivers, engines, mysql
 from pipeline_connector_jdbc.config import JdbcSinkConfig
 from pipeline_connector_jdbc.source import config_error
 from pipeline_core import (
@@ -73,6 +75,9 @@ class JdbcSink(Sink[JdbcSinkConfig]):
         self.ending = False
         self._conn: Connection | None = None
         self._open_copy: tuple[Any, Any, Any] | None = None
+        self._loader: mysql.BulkLoader | None = None
+        self._mysql = False
+        self._pymysql = False
 
     @property
     def guarantee(self) -> DeliveryGuarantee:  # type: ignore[override]
@@ -97,17 +102,25 @@ class JdbcSink(Sink[JdbcSinkConfig]):
         assert self.engine is not None
         cfg, ctx = self.config, self.ctx
         dialect = self.engine.dialect.name
-        if cfg.mode == "upsert" and dialect not in ("postgresql", "sqlite"):
+        self._mysql = mysql.is_mysql(self.engine.dialect)
+        if cfg.mode == "upsert" and dialect not in ("postgresql", "sqlite") and not self._mysql:
             raise config_error(
-                ctx, "mode", f"upsert is supported on PostgreSQL and SQLite, not {dialect}"
+                ctx,
+                "mode",
+                f"upsert is supported on PostgreSQL, MySQL/MariaDB and SQLite, not {dialect}",
             )
         try:
             self.table = Table(cfg.table, MetaData(), schema=cfg.schema, autoload_with=self.engine)
         except NoSuchTableError:
             raise config_error(ctx, "table", f"no table {cfg.table!r} in the database") from None
         except OperationalError as exc:
-            raise config_error(ctx, "url", f"cannot connect: {exc.orig or exc}") from None
+            message = drivers.cannot_connect(cfg.url, self.engine.dialect.driver, exc.orig or exc)
+            raise config_error(ctx, "url", message) from None
+        self._pymysql = self._mysql and self.engine.dialect.driver == "pymysql"
+        if self._pymysql and cfg.copy and mysql.local_infile_enabled(self.engine):
+            self._loader = mysql.BulkLoader()
         self.columns = [str(c.name) for c in self.table.columns]
+        self._convert = mysql.converters(self.table, self.columns) if self._mysql else {}
         self._known = frozenset(self.columns)
         self._row = itemgetter(*self.columns)
         missing = [k for k in cfg.key or [] if k not in self.columns]
@@ -133,6 +146,8 @@ class JdbcSink(Sink[JdbcSinkConfig]):
             *(
                 [Column(_SEQ, BigInteger, Identity(always=False), nullable=False)]
                 if self.engine.dialect.name == "postgresql"
+                else [Column(_SEQ, BigInteger, primary_key=True, autoincrement=True)]
+                if self._mysql
                 else []
             ),
             schema=cfg.schema,
@@ -257,7 +272,9 @@ class JdbcSink(Sink[JdbcSinkConfig]):
         cfg = self.config
         pg = self.engine.dialect.name == "postgresql"
         conn = self._connection()
-        if self.staged:
+        if self._pymysql:
+            self._write_mysql(conn, records)
+        elif self.staged:
             tags = (self.ctx.job_name, self.ctx.run_id, self.epoch)
             if pg and cfg.copy:
                 self._copy(
@@ -282,8 +299,48 @@ class JdbcSink(Sink[JdbcSinkConfig]):
         else:
             conn.execute(insert(self.table), [{c: r.get(c) for c in self.columns} for r in records])
 
+    def _write_mysql(self, conn: Connection, records: list[dict[str, Any]]) -> None:
+        """Bulk load (or multi-row INSERT) straight through PyMySQL; upsert as INSERT …
+        ON DUPLICATE KEY UPDATE."""
+        cfg = self.config
+        rows = self._tuples(records)
+        if self.staged:
+            tags = (self.ctx.job_name, self.ctx.run_id, self.epoch)
+            table, columns, rows = self.stage, [*self.columns, *_TAGS], [t + tags for t in rows]
+        else:
+            table, columns = self.table, self.columns
+        try:
+            if cfg.mode == "upsert" and not self.staged:
+                keys = cfg.key or []
+                update = [c for c in self.columns if c not in keys]
+                params = mysql.params(rows, self._convert)
+                mysql.insert_many(conn, table, columns, params, update=update, keys=keys)
+                return
+            if self._loader is not None:
+                try:
+                    self._loader.load(conn, table, columns, rows)
+                    return
+                except mysql.UnsupportedValue:
+                    pass  # e.g. bytes: this batch as INSERTs
+            mysql.insert_many(conn, table, columns, mysql.params(rows, self._convert))
+        except mysql.LoadRefused as exc:
+            raise FatalConnectorError(str(exc), component=self.ctx.component) from None
+        except Exception as exc:
+            # PyMySQL's own errors, unwrapped: a lost connection is retriable like any
+            # other (SQLAlchemy's OperationalError), the rest fail the job as they are
+            if mysql.is_operational(exc):
+                raise OperationalError("INSERT", None, exc) from exc
+            raise
+
     def _upsert(self, insert_table: Table, from_select: Any = None) -> Any:
         assert self.engine is not None
+        if self._mysql:
+            my = mysql_dialect.insert(insert_table)
+            if from_select is not None:
+                my = my.from_select(self.columns, from_select)
+            keys = self.config.key or []
+            sets = {c: my.inserted[c] for c in self.columns if c not in keys}
+            return my.on_duplicate_key_update(sets or {k: insert_table.c[k] for k in keys})
         mod = postgresql if self.engine.dialect.name == "postgresql" else sqlite
         stmt = mod.insert(insert_table)
         if from_select is not None:
@@ -327,24 +384,25 @@ class JdbcSink(Sink[JdbcSinkConfig]):
     def _add_seq_column(self) -> None:
         """A stage table made by an earlier version has no order column: add it."""
         assert self.engine is not None
-        if self.engine.dialect.name != "postgresql":
+        if self.engine.dialect.name != "postgresql" and not self._mysql:
             return
         have = {
             c["name"] for c in inspect(self.engine).get_columns(self.stage.name, self.stage.schema)
         }
         if _SEQ not in have:
             target = self.engine.dialect.identifier_preparer.format_table(self.stage)
+            kind = (
+                "BIGINT NOT NULL AUTO_INCREMENT UNIQUE"
+                if self._mysql
+                else "BIGINT GENERATED BY DEFAULT AS IDENTITY"
+            )
+            ddl = f"ALTER TABLE {target} ADD COLUMN {_SEQ} {kind}"
             with self.engine.begin() as conn:
-                conn.execute(
-                    text(
-                        f"ALTER TABLE {target} ADD COLUMN {_SEQ} BIGINT "
-                        "GENERATED BY DEFAULT AS IDENTITY"
-                    )
-                )
+                conn.execute(text(ddl))
 
     def _seq(self) -> Any:
         assert self.engine is not None
-        if self.engine.dialect.name == "postgresql":
+        if self.engine.dialect.name == "postgresql" or self._mysql:
             return self.stage.c[_SEQ]
         return literal_column(f"{self.stage.name}.rowid")
 
@@ -459,6 +517,9 @@ class JdbcSink(Sink[JdbcSinkConfig]):
 
     async def close(self) -> None:
         await asyncio.to_thread(self._rollback_pending)  # uncommitted: replayed on resume
+        if self._loader is not None:
+            self._loader.close()
+            self._loader = None
         if self.engine is not None:
             self.engine = None
             engines.release(self.config.url)
