@@ -1,5 +1,5 @@
 """Real kills: the SQL source resumes exactly, the exactly-once SQL sink neither loses nor
-duplicates rows — on SQLite and PostgreSQL (metadata in SQLite next to the job)."""
+duplicates rows — on SQLite, PostgreSQL and MariaDB (metadata in SQLite next to the job)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,12 @@ ENV = {"PIPELINE_DATABASE_URL": ""}  # metadata: SQLite in the job's folder
 
 
 def table(md: MetaData, name: str) -> Table:
-    return Table(name, md, Column("id", Integer, primary_key=True), Column("word", String(50)))
+    return Table(
+        name,
+        md,
+        Column("id", Integer, primary_key=True, autoincrement=False),
+        Column("word", String(50)),
+    )
 
 
 SOURCES = {
