@@ -462,3 +462,30 @@ def test_source_survives_a_dropped_connection(db_url: str, mode: str) -> None:
     killer.join()
     assert killed, "no connection was dropped"
     assert [r["id"] for r in sink.committed] == list(range(3_000))
+
+
+@pytest.mark.parametrize("copy", [True, False])
+def test_mysql_bulk_load_is_as_strict_as_insert(db_url: str, copy: bool) -> None:
+    """LOAD DATA LOCAL turns a duplicate key or a value that does not fit into a warning
+    and carries on; the sink fails the batch instead, as an INSERT would, and the table
+    keeps nothing of that transaction."""
+    if not db_url.startswith("mysql"):
+        return
+    table = make_table(db_url, "dst", rows(3))
+    sink = JdbcSink(JdbcSinkConfig(url=db_url, table="dst", copy=copy))
+
+    async def opened() -> bool:
+        await sink.open(RuntimeContext(job_name="j", execution_id="e", component="sink (jdbc)"))
+        loads = sink._loader is not None
+        await sink.close()
+        return loads
+
+    assert asyncio.run(opened()) is copy  # MariaDB has local_infile on: the bulk path
+    duplicate = run(sink_job(db_url, rows(5, start=1), table="dst", copy=copy), expect=None)
+    assert duplicate.status.value == "FAILED"
+    assert "Duplicate entry '1'" in (duplicate.error or "")
+    too_long = [{"id": 10, "name": "x" * 101}]
+    result = run(sink_job(db_url, too_long, table="dst", copy=copy), expect=None)
+    assert result.status.value == "FAILED"
+    assert "name" in (result.error or "")
+    assert fetch(db_url, table) == rows(3)

@@ -66,7 +66,8 @@ class JdbcSinkConfig:
     mode: Literal["append", "upsert", "replace"] = "append"
     #: The conflict columns of ``upsert`` (a unique key of the table).
     key: list[str] | None = None
-    #: PostgreSQL append: load with COPY (an order of magnitude faster than INSERT).
+    #: Bulk load: COPY on PostgreSQL (an order of magnitude faster than INSERT), LOAD DATA
+    #: LOCAL INFILE on MySQL/MariaDB where the server allows it; false: INSERTs.
     copy: bool = True
     #: Exactly-once: stage each checkpoint's rows and move them into the table in the same
     #: transaction that records the checkpoint in ``pipeline_sink_progress``.

@@ -49,7 +49,8 @@ def _create(url: str) -> Engine:
     try:
         if parsed.get_dialect().is_async:
             raise FieldError(drivers.async_driver(scheme, backend), "url")
-        engine = create_engine(parsed, pool_pre_ping=True, **mysql.engine_options(backend))
+        options = mysql.engine_options(backend, parsed.drivername.partition("+")[2])
+        engine = create_engine(parsed, pool_pre_ping=True, **options)
         mysql.setup_connections(engine)
         return engine
     except NoSuchModuleError:

@@ -71,9 +71,10 @@ def is_mysql(dialect: Dialect) -> bool:
     return dialect.name in ("mysql", "mariadb")
 
 
-def engine_options(backend: str) -> dict[str, Any]:
-    """Extra ``create_engine`` arguments for a URL of ``backend`` (empty for others)."""
-    if backend not in ("mysql", "mariadb"):
+def engine_options(backend: str, driver: str | None) -> dict[str, Any]:
+    """Extra ``create_engine`` arguments for a URL of ``backend`` with ``driver`` (the
+    part after ``+``; empty for every driver but PyMySQL)."""
+    if backend not in ("mysql", "mariadb") or driver != "pymysql":
         return {}
     return {"connect_args": dict(_CONNECT_ARGS)}
 
