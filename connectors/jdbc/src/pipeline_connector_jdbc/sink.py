@@ -17,7 +17,9 @@ table's old contents are replaced by the staged rows in one transaction.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Iterator
 from operator import itemgetter
 from typing import Any
 
@@ -250,8 +252,13 @@ class JdbcSink(Sink[JdbcSinkConfig]):
         if self._conn is not None:
             conn, self._conn = self._conn, None
             try:
+                if self._loader is not None:
+                    with self._mysql_errors():
+                        self._loader.flush(conn)
                 conn.commit()
             finally:
+                if self._loader is not None:
+                    self._loader.discard()
                 conn.close()
 
     def _rollback_pending(self) -> None:
@@ -259,6 +266,8 @@ class JdbcSink(Sink[JdbcSinkConfig]):
             self._end_copy(ok=False)
         except Exception:  # the COPY may already be broken with its connection
             log.debug("ending the COPY failed", exc_info=True)
+        if self._loader is not None:
+            self._loader.discard()
         if self._conn is not None:
             conn, self._conn = self._conn, None
             try:
@@ -309,20 +318,29 @@ class JdbcSink(Sink[JdbcSinkConfig]):
             table, columns, rows = self.stage, [*self.columns, *_TAGS], [t + tags for t in rows]
         else:
             table, columns = self.table, self.columns
-        try:
+        with self._mysql_errors():
             if cfg.mode == "upsert" and not self.staged:
                 keys = cfg.key or []
                 update = [c for c in self.columns if c not in keys]
                 params = mysql.params(rows, self._convert)
                 mysql.insert_many(conn, table, columns, params, update=update, keys=keys)
                 return
-            if self._loader is not None:
+            loader = self._loader
+            if loader is not None:
                 try:
-                    self._loader.load(conn, table, columns, rows)
-                    return
+                    loader.add(table, columns, rows)
                 except mysql.UnsupportedValue:
-                    pass  # e.g. bytes: this batch as INSERTs
+                    loader.flush(conn)  # e.g. bytes: this batch as INSERTs, in order
+                else:
+                    if loader.pending >= loader.FLUSH_ROWS:
+                        loader.flush(conn)
+                    return
             mysql.insert_many(conn, table, columns, mysql.params(rows, self._convert))
+
+    @contextlib.contextmanager
+    def _mysql_errors(self) -> Iterator[None]:
+        try:
+            yield
         except mysql.LoadRefused as exc:
             raise FatalConnectorError(str(exc), component=self.ctx.component) from None
         except Exception as exc:

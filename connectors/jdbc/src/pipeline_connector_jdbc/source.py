@@ -245,24 +245,29 @@ class JdbcSource(Source[JdbcSourceConfig]):
             self._start_stream()
         assert self._fetch is not None
         keys = self._keys
-        rows = self._fetch(self.ctx.batch_size)
+        # fetch_size rows per trip to the worker thread (and, on PostgreSQL, per FETCH),
+        # handed on in batch_size batches: a thread hop per 256 rows cost a fifth of the
+        # read time on MariaDB
+        rows = self._fetch(max(self.config.fetch_size, self.ctx.batch_size))
         if not rows:
             self._exhausted = True
         return [dict(zip(keys, row, strict=True)) for row in rows]
 
     async def _read_query(self) -> AsyncIterator[Batch]:
-        key = self.config.key
+        key, size = self.config.key, self.ctx.batch_size
         while True:
-            rows: list[dict[str, Any]] = await self._retrying(self._fetch_rows)
-            if not rows:
+            fetched: list[dict[str, Any]] = await self._retrying(self._fetch_rows)
+            if not fetched:
                 return
-            self.total += len(rows)
-            if key is not None:
-                self.last_key = rows[-1][key]
-            position: dict[str, Any] = {"processed_rows": self.total}
-            if key is not None:
-                position["last_processed_id"] = self.last_key
-            yield Batch(rows, position)
+            for start in range(0, len(fetched), size):
+                rows = fetched[start : start + size]
+                self.total += len(rows)
+                if key is not None:
+                    self.last_key = rows[-1][key]
+                position: dict[str, Any] = {"processed_rows": self.total}
+                if key is not None:
+                    position["last_processed_id"] = self.last_key
+                yield Batch(rows, position)
 
     def read(self) -> AsyncIterator[Batch]:
         return self._read_table() if self.config.table is not None else self._read_query()
