@@ -1,5 +1,6 @@
-"""A missing or broken database driver is one line naming the URL's scheme, the module
-and what to install — never a traceback, never the password.
+"""A missing or broken database driver, or a connection the server refuses, is one line
+naming the URL (password as ***), the driver module and what to do — never a traceback,
+never the password.
 
 The drivers are installed on the test machine, so each case runs ``pipeline-run run`` in a
 subprocess that first blocks their import (``sys.modules[name] = None``, which makes
@@ -110,9 +111,10 @@ def test_a_missing_driver_is_one_line_saying_what_to_install(tmp_path: Path, cas
     url, blocked, expected = CASES[case]
     proc = pipeline_run(tmp_path, source_job(url.format(pw=SECRET)), blocked)
     assert proc.returncode == 1, proc.stderr
-    assert error_lines(proc) == [f"error: job 'drivers', source (jdbc): field 'url': {expected}"], (
-        proc.stderr
-    )
+    shown = url.format(pw="***")
+    assert error_lines(proc) == [
+        f"error: job 'drivers', source (jdbc): field 'url': {shown}: {expected}"
+    ], proc.stderr
 
 
 def test_the_sink_says_the_same(tmp_path: Path) -> None:
@@ -124,7 +126,8 @@ def test_the_sink_says_the_same(tmp_path: Path) -> None:
     )
     proc = pipeline_run(tmp_path, job, ["psycopg"])
     assert error_lines(proc) == [
-        "error: job 'drivers', sink (jdbc): field 'url': postgresql+psycopg:// needs the "
+        "error: job 'drivers', sink (jdbc): field 'url': "
+        "postgresql+psycopg://bob:***@127.0.0.1/db: postgresql+psycopg:// needs the "
         f"Python module psycopg, which is not installed: {POSTGRES}"
     ], proc.stderr
 
@@ -138,7 +141,8 @@ def test_a_driver_that_fails_to_import_names_the_cause(tmp_path: Path) -> None:
     url = f"postgresql+psycopg://bob:{SECRET}@127.0.0.1:5432/db"
     proc = pipeline_run(tmp_path, source_job(url), [], pythonpath=str(broken))
     assert error_lines(proc) == [
-        "error: job 'drivers', source (jdbc): field 'url': postgresql+psycopg:// needs the "
+        "error: job 'drivers', source (jdbc): field 'url': "
+        "postgresql+psycopg://bob:***@127.0.0.1:5432/db: postgresql+psycopg:// needs the "
         "Python module psycopg, which failed to import (no pq wrapper available): "
         f"{POSTGRES}"
     ], proc.stderr

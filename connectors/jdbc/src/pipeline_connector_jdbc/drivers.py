@@ -1,7 +1,8 @@
-"""What a database URL needs installed, for one-line errors that say what to install.
+"""What a database URL needs installed, and why a connection failed, for one-line errors
+that say what to do.
 
-The messages name the URL's scheme (``mysql://``, ``postgresql+psycopg://``) and never
-the rest of the URL: a URL may hold a password, and may have come from a secret.
+The messages show the URL through :func:`shown_url` (its password, and any password-like
+query value, as ``***``): a URL may hold a password, and may have come from a secret.
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ def acquire(url: str) -> Engine:
 
 def _create(url: str) -> Engine:
     """A new engine; a bad URL or a missing driver is one FieldError on ``url`` that names
-    the URL's scheme (never the URL: it may hold a password) and what to install."""
+    the URL (its password as ***), the driver module and what to install."""
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
@@ -46,23 +46,25 @@ def _create(url: str) -> Engine:
     scheme, backend = parsed.drivername, parsed.get_backend_name()
     driver = scheme.partition("+")[2] or None
     parsed = _bare_mysql(parsed)
+
+    def error(message: str) -> FieldError:
+        return FieldError(f"{drivers.shown_url(url)}: {message}", "url")
+
     try:
         if parsed.get_dialect().is_async:
-            raise FieldError(drivers.async_driver(scheme, backend), "url")
+            raise error(drivers.async_driver(scheme, backend))
         options = mysql.engine_options(backend, parsed.drivername.partition("+")[2])
         engine = create_engine(parsed, pool_pre_ping=True, **options)
         mysql.setup_connections(engine)
         return engine
     except NoSuchModuleError:
-        raise FieldError(drivers.unknown_dialect(scheme, backend, driver), "url") from None
+        raise error(drivers.unknown_dialect(scheme, backend, driver)) from None
     except ModuleNotFoundError as exc:
         module = exc.name or driver or backend
-        raise FieldError(drivers.missing_driver(scheme, backend, module), "url") from None
+        raise error(drivers.missing_driver(scheme, backend, module)) from None
     except ImportError as exc:  # installed, but broken (e.g. psycopg without libpq)
         module = exc.name or driver or backend
-        raise FieldError(
-            drivers.missing_driver(scheme, backend, module, why=str(exc)), "url"
-        ) from None
+        raise error(drivers.missing_driver(scheme, backend, module, why=str(exc))) from None
     except ArgumentError as exc:
         raise FieldError(f"not a valid database URL: {exc}", "url") from None
 
