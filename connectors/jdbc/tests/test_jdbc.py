@@ -142,7 +142,8 @@ def test_config_mistakes_fail_at_open_naming_the_field(db_url: str) -> None:
         ),
         (
             JdbcSourceConfig(url="mysql+nosuchdriver://u@127.0.0.1/db", table="t", key="id"),
-            "field 'url': mysql+nosuchdriver://: SQLAlchemy has no mysql driver "
+            "field 'url': mysql+nosuchdriver://u@127.0.0.1/db: mysql+nosuchdriver://: "
+            "SQLAlchemy has no mysql driver "
             "'nosuchdriver'; write mysql+pymysql://…",
         ),
     ]
