@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 CONNECTORS := connectors/file connectors/jdbc connectors/http connectors/rabbitmq connectors/kafka
 
-.PHONY: setup quickstart test lint typecheck bench bench-pg clean docs
+.PHONY: setup quickstart test lint typecheck bench bench-pg bench-mysql clean docs
 
 $(BIN)/pipeline-run: pyproject.toml $(foreach c,$(CONNECTORS),$(c)/pyproject.toml)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ bench: setup
 bench-pg: setup
 	$(BIN)/python bench/sql_task.py
 	$(BIN)/python bench/http_to_sql.py
+
+# Needs MariaDB/MySQL (PIPELINE_BENCH_MYSQL_URL, default root@127.0.0.1:3306).
+bench-mysql: setup
+	$(BIN)/python bench/mysql_task.py
 
 clean:
 	rm -rf $(VENV) .pipeline build dist
