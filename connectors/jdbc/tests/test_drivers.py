@@ -148,10 +148,11 @@ def test_a_driver_that_fails_to_import_names_the_cause(tmp_path: Path) -> None:
     ], proc.stderr
 
 
+@pytest.mark.parametrize("scheme", ["mysql", "mariadb", "mariadb+pymysql"])
 def test_a_bare_mysql_url_uses_pymysql_when_mysqlclient_is_missing(
-    tmp_path: Path, mysql_url: str
+    tmp_path: Path, mysql_url: str, scheme: str
 ) -> None:
-    bare = mysql_url.replace("mysql+pymysql://", "mysql://")
+    bare = mysql_url.replace("mysql+pymysql://", f"{scheme}://")
     proc = pipeline_run(tmp_path, source_job(bare), ["MySQLdb"])
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "out").exists()
