@@ -2,17 +2,26 @@
 
 Default: SQLite at ``.pipeline/pipeline.db`` under the working directory (embedded, no
 server). ``PIPELINE_DATABASE_URL`` selects another, e.g.
-``postgresql+psycopg://user@127.0.0.1:5432/pipeline``.
+``postgresql+psycopg://user@127.0.0.1:5432/pipeline`` or
+``mysql+pymysql://user@127.0.0.1:3306/pipeline`` (MariaDB ≥ 10.6, MySQL ≥ 8.0.1).
+
+On MySQL/MariaDB every connection reads and writes times in UTC (``time_zone``
+``+00:00``) at READ COMMITTED, the isolation PostgreSQL defaults to: the locking reads
+that claim executions and fire schedules then see the same rows they would there, and
+InnoDB takes no gap locks for them. A bare ``mysql://`` or ``mariadb://`` URL means
+SQLAlchemy's default driver, MySQLdb (mysqlclient); when only PyMySQL is installed (the
+``mysql`` extra) it is used instead.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 from pipeline_core.errors import SchemaError
 
@@ -53,6 +62,49 @@ def _sqlite_setup(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+_MYSQL_EXTRA = "pip install 'pipeline-core[mysql]'"
+_EXTRAS = {
+    "postgresql": "pip install 'pipeline-core[postgres]'",
+    "mysql": _MYSQL_EXTRA,
+    "mariadb": _MYSQL_EXTRA,
+}
+
+
+def _mysql_setup(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Times are stored as UTC: NOW() and any TIMESTAMP conversion then agree with
+        # the values written from Python, whatever the server's own time zone.
+        cur = dbapi_conn.cursor()
+        cur.execute("SET time_zone = '+00:00'")
+        cur.close()
+
+
+def _bare_mysql(url: URL) -> URL:
+    """``mysql://`` → ``mysql+pymysql://`` when MySQLdb is missing and PyMySQL is not."""
+    if url.drivername not in ("mysql", "mariadb"):
+        return url
+    if importlib.util.find_spec("MySQLdb") is not None:
+        return url
+    if importlib.util.find_spec("pymysql") is None:
+        return url  # the error then names MySQLdb and what to install
+    return url.set(drivername=f"{url.drivername}+pymysql")
+
+
+def _missing_driver(url: URL, exc: ImportError) -> SchemaError:
+    backend, module = url.get_backend_name(), exc.name or str(exc)
+    fix = _EXTRAS.get(backend, f"install the Python driver of {url.drivername}://")
+    if module == "MySQLdb":  # what SQLAlchemy picks for a bare mysql:// URL
+        fix = (
+            f"{_MYSQL_EXTRA} and write the URL as {backend}+pymysql://… "
+            "(or pip install mysqlclient)"
+        )
+    return SchemaError(
+        f"the metadata database {url.drivername}:// needs the Python module "
+        f"{module}, which is not installed: {fix}"
+    )
+
+
 def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     """An engine for ``url`` (see :func:`database_url`); creates the SQLite folder."""
     resolved = make_url(database_url(url))
@@ -62,13 +114,18 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
         engine = create_engine(resolved, **kwargs)
         _sqlite_setup(engine)
         return engine
+    mysql = resolved.get_backend_name() in ("mysql", "mariadb")
+    if mysql:
+        resolved = _bare_mysql(resolved)
+        if "charset" not in resolved.query:
+            resolved = resolved.update_query_dict({"charset": "utf8mb4"})
+        kwargs.setdefault("isolation_level", "READ COMMITTED")
+        # below the servers' default wait_timeout (8 h) and any proxy's idle cut-off
+        kwargs.setdefault("pool_recycle", 1800)
     try:
-        return create_engine(resolved, pool_pre_ping=True, **kwargs)
+        engine = create_engine(resolved, pool_pre_ping=True, **kwargs)
     except ImportError as exc:  # the URL's driver is not installed
-        extra = {"postgresql": "pip install 'pipeline-core[postgres]'"}.get(
-            resolved.get_backend_name(), f"install the Python driver of {resolved.drivername}://"
-        )
-        raise SchemaError(
-            f"the metadata database {resolved.drivername}:// needs the Python module "
-            f"{exc.name or exc}, which is not installed: {extra}"
-        ) from None
+        raise _missing_driver(resolved, exc) from None
+    if mysql:
+        _mysql_setup(engine)
+    return engine

@@ -11,6 +11,11 @@ The five tables of the original design keep their names and columns. Two additio
 runner instances sharing one database, ``owner_instance`` and ``heartbeat_time``. Index
 names are prefixed by table where the original design reused a name (PostgreSQL index
 names are per schema). All times are UTC.
+
+On MySQL/MariaDB the tables are utf8mb4 with the binary collation (names compare as on
+PostgreSQL: case- and accent-sensitive), text columns are LONGTEXT (TEXT stops at
+64 KiB), JSON is MariaDB's JSON (LONGTEXT checked by ``json_valid``) and times are
+``DATETIME(6)``: microseconds, as on the other databases, not whole seconds.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from sqlalchemy import (
     func,
     text,
 )
+from sqlalchemy.dialects import mysql
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -53,6 +59,12 @@ __all__ = [
 # BIGSERIAL on PostgreSQL; SQLite only auto-increments INTEGER PRIMARY KEY.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 JsonDoc = JSON().with_variant(JSONB(), "postgresql")
+# MySQL's TEXT holds 64 KiB; a definition, a stack trace or a config value may not fit.
+LongText = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+# MySQL's DATETIME keeps whole seconds unless told otherwise.
+Timestamp = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+#: table options on MySQL/MariaDB (ignored elsewhere)
+MYSQL_TABLE = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
 
 
 def utcnow() -> dt.datetime:
@@ -72,7 +84,7 @@ class Base(DeclarativeBase):
 
 
 def _now_column() -> Mapped[dt.datetime]:
-    return mapped_column(DateTime(), nullable=False, default=utcnow, server_default=func.now())
+    return mapped_column(Timestamp, nullable=False, default=utcnow, server_default=func.now())
 
 
 class JobDefinition(Base):
@@ -84,8 +96,8 @@ class JobDefinition(Base):
     job_name: Mapped[str] = mapped_column(String(200), nullable=False, unique=True)
     job_type: Mapped[str] = mapped_column(String(50), nullable=False)
     version: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("1"))
-    dag_definition: Mapped[str] = mapped_column(Text, nullable=False)
-    description: Mapped[str | None] = mapped_column(Text)
+    dag_definition: Mapped[str] = mapped_column(LongText, nullable=False)
+    description: Mapped[str | None] = mapped_column(LongText)
     enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
     create_time: Mapped[dt.datetime] = _now_column()
     update_time: Mapped[dt.datetime] = _now_column()
@@ -96,6 +108,7 @@ class JobDefinition(Base):
         Index("idx_job_definition_job_name", "job_name"),
         Index("idx_job_definition_enabled", "enabled"),
         Index("idx_job_definition_job_type", "job_type"),
+        MYSQL_TABLE,
     )
 
 
@@ -110,14 +123,14 @@ class JobDefinitionVersion(Base):
     )
     version: Mapped[int] = mapped_column(Integer, nullable=False)
     job_type: Mapped[str] = mapped_column(String(50), nullable=False)
-    dag_definition: Mapped[str] = mapped_column(Text, nullable=False)
-    description: Mapped[str | None] = mapped_column(Text)
+    dag_definition: Mapped[str] = mapped_column(LongText, nullable=False)
+    description: Mapped[str | None] = mapped_column(LongText)
     #: sha256 of the canonical definition: re-importing an unchanged file adds no version
     definition_hash: Mapped[str] = mapped_column(String(64), nullable=False)
     create_time: Mapped[dt.datetime] = _now_column()
     created_by: Mapped[str | None] = mapped_column(String(100))
 
-    __table_args__ = (UniqueConstraint("job_id", "version"),)
+    __table_args__ = (UniqueConstraint("job_id", "version"), MYSQL_TABLE)
 
 
 class Execution(Base):
@@ -131,18 +144,18 @@ class Execution(Base):
     job_name: Mapped[str] = mapped_column(String(200), nullable=False)
     job_version: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(50), nullable=False)
-    start_time: Mapped[dt.datetime] = mapped_column(DateTime(), nullable=False)
-    end_time: Mapped[dt.datetime | None] = mapped_column(DateTime())
+    start_time: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False)
+    end_time: Mapped[dt.datetime | None] = mapped_column(Timestamp)
     duration_ms: Mapped[int | None] = mapped_column(BigInteger)
     processed_records: Mapped[int | None] = mapped_column(BigInteger, server_default=text("0"))
     failed_records: Mapped[int | None] = mapped_column(BigInteger, server_default=text("0"))
-    error_message: Mapped[str | None] = mapped_column(Text)
-    error_stack_trace: Mapped[str | None] = mapped_column(Text)
+    error_message: Mapped[str | None] = mapped_column(LongText)
+    error_stack_trace: Mapped[str | None] = mapped_column(LongText)
     checkpoint_path: Mapped[str | None] = mapped_column(String(500))
     retry_count: Mapped[int | None] = mapped_column(Integer, server_default=text("0"))
     triggered_by: Mapped[str | None] = mapped_column(String(100))
     owner_instance: Mapped[str | None] = mapped_column(String(200))
-    heartbeat_time: Mapped[dt.datetime | None] = mapped_column(DateTime())
+    heartbeat_time: Mapped[dt.datetime | None] = mapped_column(Timestamp)
     #: A manual checkpoint asked for by another process: "checkpoint" or "savepoint:NAME".
     checkpoint_request: Mapped[str | None] = mapped_column(String(200))
     #: "cancel" / "pause" / "resume" asked for by a process that does not own the execution.
@@ -150,7 +163,7 @@ class Execution(Base):
     #: A paused STREAMING execution (its source stopped pulling); status stays RUNNING.
     paused: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
     #: The trigger time this execution is for (a cron tick, an event's arrival).
-    scheduled_time: Mapped[dt.datetime | None] = mapped_column(DateTime())
+    scheduled_time: Mapped[dt.datetime | None] = mapped_column(Timestamp)
     #: How many attempts have started (a retry, a take-over and a resume each start one).
     attempt: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
     #: The execution that replaced this one: it is closed and never run again.
@@ -168,6 +181,7 @@ class Execution(Base):
         Index("idx_job_id_start_time", "job_id", "start_time"),
         Index("idx_status", "status"),
         Index("idx_execution_job_name", "job_name"),
+        MYSQL_TABLE,
     )
 
 
@@ -183,9 +197,9 @@ class ExecutionTransition(Base):
     from_status: Mapped[str | None] = mapped_column(String(50))
     to_status: Mapped[str] = mapped_column(String(50), nullable=False)
     transition_time: Mapped[dt.datetime] = _now_column()
-    message: Mapped[str | None] = mapped_column(Text)
+    message: Mapped[str | None] = mapped_column(LongText)
 
-    __table_args__ = (Index("idx_transition_execution", "execution_id", "id"),)
+    __table_args__ = (Index("idx_transition_execution", "execution_id", "id"), MYSQL_TABLE)
 
 
 class ExecutionAttempt(Base):
@@ -202,7 +216,7 @@ class ExecutionAttempt(Base):
     run_id: Mapped[str] = mapped_column(String(100), nullable=False)
     owner_instance: Mapped[str | None] = mapped_column(String(200))
     start_time: Mapped[dt.datetime] = _now_column()
-    end_time: Mapped[dt.datetime | None] = mapped_column(DateTime())
+    end_time: Mapped[dt.datetime | None] = mapped_column(Timestamp)
     #: RUNNING while it lives; then COMPLETED / FAILED / CANCELLED / LOST / RELEASED
     status: Mapped[str] = mapped_column(String(50), nullable=False)
     processed_records: Mapped[int] = mapped_column(
@@ -211,10 +225,11 @@ class ExecutionAttempt(Base):
     failed_records: Mapped[int] = mapped_column(
         BigInteger, nullable=False, server_default=text("0")
     )
-    end_reason: Mapped[str | None] = mapped_column(Text)
+    end_reason: Mapped[str | None] = mapped_column(LongText)
 
     __table_args__ = (
         UniqueConstraint("execution_id", "attempt", name="uq_attempt_execution_attempt"),
+        MYSQL_TABLE,
     )
 
 
@@ -232,7 +247,7 @@ class Checkpoint(Base):
     storage_path: Mapped[str | None] = mapped_column(String(500))
     storage_size_bytes: Mapped[int | None] = mapped_column(BigInteger)
     create_time: Mapped[dt.datetime] = _now_column()
-    complete_time: Mapped[dt.datetime | None] = mapped_column(DateTime())
+    complete_time: Mapped[dt.datetime | None] = mapped_column(Timestamp)
     is_savepoint: Mapped[bool | None] = mapped_column(Boolean, server_default=text("false"))
     job_name: Mapped[str | None] = mapped_column(String(200))
     savepoint_name: Mapped[str | None] = mapped_column(String(200))
@@ -248,6 +263,7 @@ class Checkpoint(Base):
             postgresql_where=text("is_savepoint = true"),
             sqlite_where=text("is_savepoint = 1"),
         ),
+        MYSQL_TABLE,
     )
 
 
@@ -261,15 +277,16 @@ class JobConfigRow(Base):
         BigId, ForeignKey("pipeline_job_definition.id"), nullable=False
     )
     config_key: Mapped[str] = mapped_column(String(200), nullable=False)
-    config_value: Mapped[str] = mapped_column(Text, nullable=False)
+    config_value: Mapped[str] = mapped_column(LongText, nullable=False)
     config_type: Mapped[str] = mapped_column(String(50), nullable=False)
-    description: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(LongText)
     create_time: Mapped[dt.datetime] = _now_column()
     update_time: Mapped[dt.datetime] = _now_column()
 
     __table_args__ = (
         UniqueConstraint("job_id", "config_key"),
         Index("idx_job_config", "job_id"),
+        MYSQL_TABLE,
     )
 
 
@@ -283,7 +300,7 @@ class JobSchedule(Base):
     schedule_type: Mapped[str] = mapped_column(String(50), nullable=False)
     cron_expression: Mapped[str | None] = mapped_column(String(100))
     event_topic: Mapped[str | None] = mapped_column(String(200))
-    dependencies: Mapped[str | None] = mapped_column(Text)
+    dependencies: Mapped[str | None] = mapped_column(LongText)
     enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
     #: IANA time zone the cron expression is read in (None = UTC).
     timezone: Mapped[str | None] = mapped_column(String(64))
@@ -291,8 +308,8 @@ class JobSchedule(Base):
     event_trigger: Mapped[str | None] = mapped_column(String(100))
     #: EVENT: the trigger's options (connection etc.), secrets as ``${env:…}`` references.
     event_config: Mapped[dict[str, Any] | None] = mapped_column(JsonDoc)
-    last_trigger_time: Mapped[dt.datetime | None] = mapped_column(DateTime())
-    next_trigger_time: Mapped[dt.datetime | None] = mapped_column(DateTime())
+    last_trigger_time: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    next_trigger_time: Mapped[dt.datetime | None] = mapped_column(Timestamp)
     create_time: Mapped[dt.datetime] = _now_column()
 
     __table_args__ = (
@@ -303,6 +320,7 @@ class JobSchedule(Base):
             postgresql_where=text("enabled = true"),
             sqlite_where=text("enabled = 1"),
         ),
+        MYSQL_TABLE,
     )
 
 
@@ -317,4 +335,6 @@ class RunnerInstance(Base):
     pid: Mapped[int] = mapped_column(Integer, nullable=False)
     started_time: Mapped[dt.datetime] = _now_column()
     heartbeat_time: Mapped[dt.datetime] = _now_column()
-    stopped_time: Mapped[dt.datetime | None] = mapped_column(DateTime())
+    stopped_time: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+
+    __table_args__ = (MYSQL_TABLE,)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from alembic import context
 
+from pipeline_core.store.migrate import compare_server_default
 from pipeline_core.store.models import Base
 
 connection = context.config.attributes.get("connection")
@@ -19,6 +20,7 @@ context.configure(
     target_metadata=Base.metadata,
     render_as_batch=connection.dialect.name == "sqlite",
     compare_type=True,
+    compare_server_default=compare_server_default,
 )
 with context.begin_transaction():
     context.run_migrations()
