@@ -1,4 +1,4 @@
-"""Three ``pipeline-run serve`` processes on one real PostgreSQL database.
+"""Three ``pipeline-run serve`` processes on one real PostgreSQL or MariaDB database.
 
 30 cron jobs fire every 3 seconds for a minute: every tick must run exactly once across
 the instances. Meanwhile a long job runs; its owner is SIGKILLed mid-run and another
@@ -103,9 +103,16 @@ def wait_for(predicate, within: float, what: str) -> None:  # type: ignore[no-un
         time.sleep(0.2)
 
 
+@pytest.fixture(params=["postgresql", "mysql"])
+def server_url(request: pytest.FixtureRequest) -> str:
+    """A throwaway database on each server database the claims run on (SKIP LOCKED)."""
+    return str(request.getfixturevalue("pg_url" if request.param == "postgresql" else "mysql_url"))
+
+
 def test_three_instances_fire_each_tick_once_and_survive_a_sigkill(
-    pg_url: str, tmp_path: Path, request: pytest.FixtureRequest
+    server_url: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
+    pg_url = server_url  # the name the test was written with
     admin = create_engine(pg_url)
     upgrade(admin)
     admin.dispose()
