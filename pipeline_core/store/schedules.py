@@ -15,7 +15,7 @@ import datetime as dt
 import uuid
 
 import attrs
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from pipeline_core.errors import (
@@ -380,39 +380,40 @@ class ScheduleStore:
             for schedule, job in rows:
                 since = schedule.last_trigger_time or schedule.create_time
                 upstream = [d for d in (schedule.dependencies or "").split(",") if d]
-                if not upstream or not all(
-                    self._completed_since(session, name, since) for name in upstream
-                ):
+                ends = [self._completed_since(session, name, since) for name in upstream]
+                if not upstream or None in ends:
                     continue
                 if not _allows_concurrent(job) and _active_execution(session, job.id):
                     continue  # wait until the running one is done; nothing is lost
-                schedule.last_trigger_time = now
+                # Never before the completions that satisfied it: an execution may end
+                # (its end_time taken by the finishing process) after ``now`` was taken
+                # and still be seen by this pass; the next pass must not count it again,
+                # and the downstream run must not seem to start before its upstream ended.
+                at = max([now, *(e for e in ends if e is not None)])
+                schedule.last_trigger_time = at
                 fired.append(
                     fire_in(
                         session,
                         job,
                         triggered_by="DEPENDENCY",
-                        scheduled_time=now,
-                        now=now,
+                        scheduled_time=at,
+                        now=at,
                         message="upstream completed: " + ", ".join(upstream),
                     )
                 )
         return fired
 
     @staticmethod
-    def _completed_since(session: Session, job_name: str, since: dt.datetime) -> bool:
-        return (
-            session.execute(
-                select(m.Execution.id)
-                .where(
-                    m.Execution.job_name == job_name,
-                    m.Execution.status == ExecutionStatus.COMPLETED.value,
-                    m.Execution.end_time > since,
-                )
-                .limit(1)
-            ).first()
-            is not None
-        )
+    def _completed_since(session: Session, job_name: str, since: dt.datetime) -> dt.datetime | None:
+        """The end of ``job_name``'s latest execution COMPLETED after ``since``, or None."""
+        latest: dt.datetime | None = session.execute(
+            select(func.max(m.Execution.end_time)).where(
+                m.Execution.job_name == job_name,
+                m.Execution.status == ExecutionStatus.COMPLETED.value,
+                m.Execution.end_time > since,
+            )
+        ).scalar()
+        return latest
 
     def next_trigger_time(self, job_name: str) -> dt.datetime | None:
         record = self.get(job_name)
