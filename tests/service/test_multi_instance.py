@@ -1,7 +1,9 @@
 """Three ``pipeline-run serve`` processes on one real PostgreSQL or MariaDB database.
 
-30 cron jobs fire every 3 seconds for a minute: every tick must run exactly once across
-the instances. Meanwhile a long job runs; its owner is SIGKILLed mid-run and another
+30 cron jobs fire every 3 seconds for 40 s: every tick must run exactly once across
+the instances, or be skipped (recorded as such) because that job's previous run was still
+active then — how many are skipped depends on how fast this machine starts workers, so
+that count is not asserted; that each skip was justified is. Meanwhile a long job runs; its owner is SIGKILLed mid-run and another
 instance must take it over after the lease and finish it with no record lost or doubled
 (the file sink publishes part files atomically per checkpoint).
 """
@@ -29,7 +31,7 @@ pytestmark = pytest.mark.timeout(300)
 
 CRON_JOBS = 30
 CRON = "*/3 * * * * *"  # 6 fields: every 3 seconds
-CRON_PHASE_S = 60
+CRON_PHASE_S = 40
 LONG_RECORDS = 3000
 
 
@@ -144,7 +146,7 @@ def test_three_instances_fire_each_tick_once_and_survive_a_sigkill(
         procs[victim].send_signal(signal.SIGKILL)
         procs[victim].wait()
         killed_at = time.monotonic()
-        # the rest of the minute of cron ticks goes on in the two survivors
+        # the rest of the cron phase goes on in the two survivors
         time.sleep(max(0.0, CRON_PHASE_S - (time.monotonic() - started)))
         for n in range(CRON_JOBS):
             store.schedules.delete(f"tick-{n:02d}")
@@ -179,20 +181,30 @@ def check(  # type: ignore[no-untyped-def]
     with engine.connect() as conn:
         rows = conn.execute(
             text(
-                "SELECT job_name, scheduled_time, status, owner_instance, error_message "
-                "FROM pipeline_job_execution WHERE triggered_by = 'CRON'"
+                "SELECT job_name, scheduled_time, status, owner_instance, error_message, "
+                "start_time, end_time FROM pipeline_job_execution WHERE triggered_by = 'CRON'"
             )
         ).all()
     per_tick = collections.Counter((r.job_name, r.scheduled_time) for r in rows)
     assert per_tick and max(per_tick.values()) == 1, [k for k, v in per_tick.items() if v > 1]
     ticks_per_job = collections.Counter(r.job_name for r in rows)
-    # a minute at one tick per 3 s is about 20 ticks per job; all 30 jobs fired
+    # 40 s at one tick per 3 s is about 13 ticks per job; all 30 jobs fired
     assert len(ticks_per_job) == CRON_JOBS
-    assert min(ticks_per_job.values()) >= 15, ticks_per_job
+    assert min(ticks_per_job.values()) >= 10, ticks_per_job
     statuses = collections.Counter(r.status for r in rows)
     assert set(statuses) <= {"COMPLETED", "CANCELLED"}, statuses
-    assert all("skipped" in (r.error_message or "") for r in rows if r.status == "CANCELLED")
-    assert statuses["COMPLETED"] >= 0.9 * len(rows), statuses
+    ran = [r for r in rows if r.status == "COMPLETED"]
+    skipped = [r for r in rows if r.status == "CANCELLED"]
+    assert all("skipped" in (r.error_message or "") for r in skipped)
+    assert min(collections.Counter(r.job_name for r in ran).values()) >= 3, statuses
+    # a skip is justified: a run of that job that did run was active at that moment (a
+    # second of slack: end times are taken before their transaction commits)
+    slack = dt.timedelta(seconds=1)
+    for s in skipped:
+        assert any(
+            r.job_name == s.job_name and r.start_time - slack <= s.end_time <= r.end_time + slack
+            for r in ran
+        ), (s.job_name, s.scheduled_time, s.error_message)
     # the work was shared by the instances (the victim may have been killed before it
     # completed any)
     owners = collections.Counter(r.owner_instance for r in rows if r.status == "COMPLETED")
