@@ -37,8 +37,8 @@ class RabbitMQSourceConfig:
     #: … with these routing keys.
     routing_keys: list[str] = attrs.field(factory=lambda: ["#"])
     #: Unacknowledged messages the broker may send ahead (``basic.qos``): the
-    #: backpressure. Messages are acknowledged when a checkpoint covering them completes,
-    #: so keep it above the records one checkpoint interval holds.
+    #: backpressure. Messages are acknowledged when a checkpoint covering them completes;
+    #: the source asks for one whenever half the window was read past the last.
     prefetch: int = attrs.field(default=2000, validator=_positive)
     #: ``bytes``, ``text`` (UTF-8) or ``json``; a message that does not decode is a bad
     #: record (counted, and handled by the job's ``on_error``).

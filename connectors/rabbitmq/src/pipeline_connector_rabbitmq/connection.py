@@ -200,6 +200,13 @@ class AmqpChannel:
         await self._wait(fut, f"consuming from {queue!r}")
         return tag
 
+    def ack_upto(self, delivery_tag: int) -> None:
+        """Acknowledge every delivery up to ``delivery_tag`` (``multiple=True``). pika
+        queues the frame and the event loop writes it as soon as the socket is writable:
+        in the next turn of the loop, no later."""
+        assert self.channel is not None
+        self.channel.basic_ack(delivery_tag=delivery_tag, multiple=True)
+
     async def confirm(self, on_ack_nack: Callable[[Any], None]) -> None:
         assert self.channel is not None
         fut = self._future()

@@ -1,4 +1,4 @@
-"""The ``rabbitmq`` source: a queue, acknowledged only by completed checkpoints."""
+"""The ``rabbitmq`` source: a queue, acknowledged as soon as a checkpoint covering it completes."""
 
 from __future__ import annotations
 
@@ -41,7 +41,9 @@ class RabbitMQSource(Source[RabbitMQSourceConfig]):
     """Consumes a queue with manual acknowledgements.
 
     Nothing is acknowledged when it is read: ``on_checkpoint_complete`` acknowledges
-    (``multiple=True``) up to the last delivery tag the checkpoint covers. A crash, a kill
+    (``multiple=True``) up to the last delivery tag the checkpoint covers, at once; and
+    the source asks for a checkpoint whenever half the prefetch window was read past the
+    last one, so the window keeps moving. A crash, a kill
     or a lost connection therefore makes the broker redeliver every message that no
     completed checkpoint covers — at-least-once, nothing lost. ``prefetch`` bounds what
     the broker sends ahead: when the job's buffer is full (or the job is paused) the
@@ -64,13 +66,23 @@ class RabbitMQSource(Source[RabbitMQSourceConfig]):
         self.generation = ""
         self.consumed = 0
         self.reconnects = 0
+        #: last delivery tag acknowledged on the current channel (tags count from 1 per
+        #: channel, so the broker holds ``last tag taken - acked_upto`` unacknowledged)
         self.acked_upto = 0
+        self.last_tag = 0
+        #: ``consumed`` as of the last batch that asked for a checkpoint, and as of the
+        #: last completed checkpoint: a checkpoint is asked for once ``hint_after``
+        #: messages were read past the later of the two
         self.hinted_at = 0
+        self.checkpointed = 0
 
     async def open(self, ctx: RuntimeContext, restored_position: dict[str, Any] | None) -> None:
         await super().open(ctx, restored_position)
         self.inbox: asyncio.Queue[Any] = asyncio.Queue()
-        self.consumed = self.hinted_at = int((restored_position or {}).get("consumed", 0))
+        self.consumed = int((restored_position or {}).get("consumed", 0))
+        self.hinted_at = self.checkpointed = self.consumed
+        #: ask for a checkpoint once half the prefetch window is read but not checkpointed
+        self.hint_after = max(1, self.config.prefetch // 2)
         await self._connect()
 
     async def _connect(self) -> None:
@@ -92,7 +104,7 @@ class RabbitMQSource(Source[RabbitMQSourceConfig]):
 
             await ch.consume(cfg.queue, on_message)
             ch.closed.add_done_callback(lambda _f: inbox.put_nowait((generation, _LOST)))
-            self.generation, self.acked_upto = generation, 0
+            self.generation, self.acked_upto, self.last_tag = generation, 0, 0
 
         self.channel = await open_channel(
             cfg.url,
@@ -164,11 +176,16 @@ class RabbitMQSource(Source[RabbitMQSourceConfig]):
                         lost = True
                         break
                     items.append(item)
+                    self.last_tag = item[1].delivery_tag
                     if len(items) >= cfg.batch_size:
                         break
                 try:
                     item = inbox.get_nowait()
                 except asyncio.QueueEmpty:
+                    # the broker has sent the whole window: nothing more comes before an
+                    # acknowledgement, so waiting for a fuller batch would only stall
+                    if self.last_tag - self.acked_upto >= cfg.prefetch:
+                        break
                     remaining = deadline - loop.time()
                     if remaining <= 0:
                         break
@@ -180,9 +197,10 @@ class RabbitMQSource(Source[RabbitMQSourceConfig]):
                 records, failed = self._decode(items)
                 self.consumed += len(items)
                 # Acknowledgements come with checkpoints, and the broker sends no more than
-                # ``prefetch`` unacknowledged messages: ask for a checkpoint when half the
-                # window is used, so the broker never has to wait for the timer.
-                hint = self.consumed - self.hinted_at >= cfg.prefetch // 2
+                # ``prefetch`` unacknowledged messages: ask for a checkpoint once half the
+                # window was read past the last checkpoint (or the last request), so the
+                # window keeps moving instead of waiting for the timer.
+                hint = self.consumed - max(self.hinted_at, self.checkpointed) >= self.hint_after
                 if hint:
                     self.hinted_at = self.consumed
                 yield Batch(
@@ -199,14 +217,17 @@ class RabbitMQSource(Source[RabbitMQSourceConfig]):
                 await self._reconnect()
 
     async def on_checkpoint_complete(self, checkpoint_id: int, position: dict[str, Any]) -> None:
+        """Acknowledge, at once, everything the completed checkpoint covers: one
+        ``basic.ack`` with ``multiple=True`` up to its delivery tag, sent in the next turn
+        of the event loop (before the pipeline takes its next batch)."""
+        self.checkpointed = max(self.checkpointed, int(position.get("consumed", 0)))
         ch = self.channel
         tag, gen = int(position.get("delivery_tag", 0)), position.get("connection")
         if ch is None or gen != self.generation or not ch.is_open:
             return  # delivered on a channel that is gone: the broker redelivers those
         if tag <= self.acked_upto:
             return  # already acknowledged (a checkpoint with no new messages)
-        assert ch.channel is not None
-        ch.channel.basic_ack(delivery_tag=tag, multiple=True)
+        ch.ack_upto(tag)
         self.acked_upto = tag
 
     async def close(self) -> None:
