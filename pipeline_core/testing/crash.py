@@ -40,6 +40,7 @@ def kill_and_resume(
     delay: tuple[float, float] = (0.7, 1.6),
     seed: object = 0,
     env: dict[str, str] | None = None,
+    started: Callable[[int], bool] | None = None,
     max_runs: int = 80,
     final_timeout: float = 180,
 ) -> CrashReport:
@@ -48,7 +49,13 @@ def kill_and_resume(
     ``pending_checkpoints()`` grows (a checkpoint has begun: give a counter of checkpoints
     begun, e.g. the highest checkpoint row id — a count of PENDING rows can fall when a
     resume closes the interrupted ones) — until ``kills`` kills are done; then let a last
-    run finish and require exit status 0."""
+    run finish and require exit status 0.
+
+    With ``started``, the random delay counts from the moment ``started(run)`` (run = 1,
+    2, …) first returns True — e.g. the run has recorded its attempt — instead of from the
+    process start, so that on a slow or loaded machine no kill lands in the start-up and
+    every killed run really resumed and did work. An exception from it counts as False
+    (the database it reads may not exist yet)."""
     rnd = random.Random(str(seed))
     report = CrashReport()
     full_env = {**os.environ, **(env or {})}
@@ -72,7 +79,10 @@ def kill_and_resume(
             and report.kills % 3 == 2
         )
         before = pending_checkpoints() if aim and pending_checkpoints else 0
-        deadline = time.monotonic() + rnd.uniform(*delay)
+        wait = rnd.uniform(*delay)
+        if started is not None:
+            _wait_until_started(proc, started, report.runs)
+        deadline = time.monotonic() + wait
         while proc.poll() is None:
             if aim and pending_checkpoints is not None:
                 if pending_checkpoints() > before:
@@ -90,3 +100,18 @@ def kill_and_resume(
         proc.wait()
         report.kills += 1
         report.kills_during_checkpoint += int(aim)
+
+
+def _wait_until_started(
+    proc: subprocess.Popen[bytes], started: Callable[[int], bool], run: int, within: float = 120
+) -> None:
+    deadline = time.monotonic() + within
+    while proc.poll() is None:
+        try:
+            if started(run):
+                return
+        except Exception:
+            pass  # not yet readable: the run has not got that far
+        if time.monotonic() > deadline:
+            raise AssertionError(f"run {run} did not start its work within {within:g} s")
+        time.sleep(0.005)
