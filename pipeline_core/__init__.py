@@ -5,6 +5,7 @@ The public API is what ``__all__`` lists; connectors import only from here.
 
 from typing import TYPE_CHECKING
 
+from pipeline_core.checkpoint.identity import url_identity
 from pipeline_core.config.converter import FieldError, parse_duration, structure
 from pipeline_core.config.secrets import resolve_references
 from pipeline_core.errors import (
@@ -30,6 +31,7 @@ from pipeline_core.errors import (
     RegistryError,
     RetriableConnectorError,
     SchemaError,
+    SourceChanged,
     StateError,
 )
 from pipeline_core.hookspecs import hookimpl, hookspec
@@ -160,6 +162,7 @@ __all__ = [
     "SchemaError",
     "Sink",
     "Source",
+    "SourceChanged",
     "SourceProgress",
     "StateBackend",
     "StateError",
@@ -177,4 +180,5 @@ __all__ = [
     "resolve_references",
     "run_job",
     "structure",
+    "url_identity",
 ]

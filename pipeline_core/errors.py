@@ -54,6 +54,7 @@ __all__ = [
     "RegistryError",
     "RetriableConnectorError",
     "SchemaError",
+    "SourceChanged",
     "StateError",
 ]
 
@@ -246,6 +247,12 @@ class StateError(PipelineError):
 
 class CheckpointError(PipelineError):
     """A checkpoint could not be taken, persisted or restored."""
+
+
+class SourceChanged(CheckpointError):
+    """A checkpoint was asked to be restored into a source other than the one it was taken
+    from (another broker, group, database, path): its positions would skip or repeat
+    records. Not retried."""
 
 
 class RegistryError(PipelineError):

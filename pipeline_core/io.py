@@ -151,6 +151,16 @@ class Source(abc.ABC, Generic[C]):
         """How far a bounded source is, for progress bars; None if unknown."""
         return None
 
+    def identity(self, job_name: str) -> dict[str, Any] | None:
+        """What this source reads from, as JSON-able values (Kafka: brokers and group; a
+        database: its URL without credentials and the table). Stored with every
+        checkpoint; a checkpoint is restored only into a source with the same identity,
+        since its positions mean nothing elsewhere. Called before ``open``. Include what
+        makes positions invalid when it changes, nothing that does not (batch sizes,
+        timeouts); never a credential (:func:`pipeline_core.url_identity` drops them from
+        a URL). The default: the source type; None: no check."""
+        return {"type": getattr(self, "type_name", type(self).__name__)}
+
 
 class Sink(abc.ABC, Generic[C]):
     """Writes batches of records. One instance per execution.

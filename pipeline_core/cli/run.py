@@ -23,6 +23,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from pipeline_core.checkpoint.identity import source_identity, verify_restore
 from pipeline_core.checkpoint.repository import CheckpointInfo
 from pipeline_core.cli.output import err, out, print_error
 from pipeline_core.config.converter import parse_duration
@@ -280,6 +281,9 @@ def _start_recording(args: argparse.Namespace, prepared: PreparedJob) -> _Record
             )
     elif args.resume:
         restore_from = store.checkpoints.latest_completed(prepared.job.name)
+    if restore_from is not None:  # refused before anything is recorded (runner checks too)
+        identity = source_identity(prepared.make_source(), prepared.job.name)
+        verify_restore(restore_from, identity, chosen_by_framework=False)
     definition, _outcome = store.registry.register_or_update(prepared.job)
     claim = store.ownership.open_run(
         prepared.job.name,
@@ -417,9 +421,10 @@ def _announce(prepared: PreparedJob, recording: _Recording | None) -> None:
             )
         if restored is not None:
             how = "continuing execution" if recording.continued else "resuming from execution"
+            what = "savepoint" if restored.is_savepoint else "checkpoint"
             err.print(
-                f"{how} {restored.execution_id} at checkpoint {restored.checkpoint_id}: "
-                f"{restored.state_data.get('source_state')}",
+                f"{how} {restored.execution_id} at {what} {restored.checkpoint_id} "
+                f"({restored.storage_path}): {restored.state_data.get('source_state')}",
                 soft_wrap=True,
             )
     err.print(f"running [bold]{prepared.job.name}[/]{where}: {_describe(prepared)}", markup=True)
@@ -451,7 +456,15 @@ def validate(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("run", help="run a job file in the foreground")
+    p = sub.add_parser(
+        "run",
+        help="run a job file in the foreground",
+        description="Run a job file in the foreground. A new execution starts from the "
+        "beginning of its input — except a STREAMING job, which continues from the job's "
+        "newest checkpoint (its offsets and state) when that was taken from the same source, "
+        "and starts fresh when the source changed since. --resume continues the killed "
+        "execution itself.",
+    )
     p.add_argument("jobfile", help="a YAML or JSON job definition")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--quiet", "-q", action="store_true", help="only the summary")
@@ -459,7 +472,8 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument(
         "--resume",
         action="store_true",
-        help="continue from the job's newest completed checkpoint (a fresh start if none)",
+        help="continue from the job's newest completed checkpoint (a fresh start if none; "
+        "refused if the job's source changed since)",
     )
     p.add_argument("--from-savepoint", metavar="NAME", help="continue from a named savepoint")
     p.add_argument(

@@ -114,7 +114,8 @@ class StepSpec:
 class JobConfig:
     """Runtime settings of a job (the ``config`` block of a job file)."""
 
-    #: Take a checkpoint this often (int = milliseconds, or "30s", "5m"); None = only at the end.
+    #: Take a checkpoint this often (int = milliseconds, or "30s", "5m"); None = only at the
+    #: end of the input — STREAMING jobs, whose input has no end: every 5 s.
     checkpoint_interval: dt.timedelta | None = None
     #: Take a checkpoint after this many records; None = no record-count trigger.
     checkpoint_every_records: int | None = attrs.field(default=None, validator=_positive)

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from pipeline_core.errors import ConfigError, FatalConnectorError, PluginError, RecordError
+from pipeline_core.errors import (
+    ConfigError,
+    FatalConnectorError,
+    PluginError,
+    RecordError,
+    SourceChanged,
+)
 from pipeline_core.model.job import JobConfig
 
 __all__ = ["RemoteFailure", "backoff_seconds", "is_retriable"]
 
 #: Failures a retry cannot fix: a wrong definition, a missing plugin, a connector that
 #: says so, a bad record under ``on_error: fail`` (it would fail the same way again).
-_PERMANENT = (ConfigError, PluginError, FatalConnectorError, RecordError)
+_PERMANENT = (ConfigError, PluginError, FatalConnectorError, RecordError, SourceChanged)
 
 
 class RemoteFailure(Exception):

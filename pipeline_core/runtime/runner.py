@@ -24,6 +24,7 @@ from typing import Any
 import attrs
 
 from pipeline_core.checkpoint.coordinator import Barrier, CheckpointCoordinator, Wake
+from pipeline_core.checkpoint.identity import source_identity, verify_restore
 from pipeline_core.checkpoint.repository import CheckpointInfo, CheckpointRepository
 from pipeline_core.checkpoint.storage import CheckpointStorage
 from pipeline_core.config.secrets import redact
@@ -299,6 +300,10 @@ class Checkpointing:
     restore_from: CheckpointInfo | None = None
     #: Id of this run's first checkpoint (a retried execution continues its numbering).
     first_checkpoint_id: int = 1
+    #: ``restore_from`` was chosen by the framework (a new STREAMING execution continuing
+    #: the job's newest offsets), not asked for: if the source changed since, start fresh
+    #: instead of failing with SourceChanged.
+    restore_chosen_by_framework: bool = False
 
 
 def _state_backend(prepared: PreparedJob, plugins: Plugins, workdir: Path) -> StateBackend[Any]:
@@ -374,6 +379,7 @@ async def execute(
         raise
     operators = prepared.stream.build(executor, cfg.parallelism, StateManager(backend))
     run = _Execution(prepared, source, sink, dead_letter, operators, metrics, control)
+    identity = source_identity(source, job.name) if checkpointing is not None else None
     if checkpointing is not None:
         run.coordinator = CheckpointCoordinator(
             job=job,
@@ -385,6 +391,7 @@ async def execute(
             sinks=[s for s in (sink, dead_letter) if s is not None],
             listener=events,
             counts=metrics.counts_at_barrier,
+            source_identity=identity,
         )
         run.coordinator.next_id = checkpointing.first_checkpoint_id
         coordinator_box.append(run.coordinator)
@@ -402,11 +409,29 @@ async def execute(
         if dead_letter is not None:
             await dead_letter.open(ctx("dead_letter sink", cfg.sink_batch_size))
             opened.append(dead_letter)
-        if run.coordinator is not None and checkpointing and checkpointing.restore_from:
-            restored_position = await run.coordinator.restore(checkpointing.restore_from)
-            if checkpointing.restore_from.execution_id == execution_id:
+        restore = checkpointing.restore_from if checkpointing else None
+        if (
+            run.coordinator is not None
+            and checkpointing is not None
+            and restore is not None
+            and verify_restore(
+                restore,
+                identity,
+                chosen_by_framework=checkpointing.restore_chosen_by_framework,
+            )
+        ):
+            log.info(
+                "job %s: restoring checkpoint %d of execution %s from %s: %s",
+                job.name,
+                restore.checkpoint_id,
+                restore.execution_id,
+                restore.storage_path,
+                restore.state_data.get("source_state"),
+            )
+            restored_position = await run.coordinator.restore(restore)
+            if restore.execution_id == execution_id:
                 # an execution's counts span its attempts (not another execution's)
-                metrics.before = dict(checkpointing.restore_from.state_data.get("counts") or {})
+                metrics.before = dict(restore.state_data.get("counts") or {})
         opened.append(source)  # close() is idempotent, so close it even if open() failed
         await source.open(ctx(prepared.source_label, cfg.source_batch_size), restored_position)
         run.last_position = restored_position

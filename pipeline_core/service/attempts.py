@@ -174,23 +174,24 @@ class AttemptLoop:
 
     def _restore_point(
         self, job: PipelineJob, record: ExecutionRecord, origin: CheckpointInfo | None
-    ) -> CheckpointInfo | None:
-        """An attempt resumes from the execution's own newest checkpoint; before it has
-        one, from the checkpoint it continues (``run --resume``, a savepoint); a new
-        STREAMING execution from the job's newest one (its offsets)."""
+    ) -> tuple[CheckpointInfo | None, bool]:
+        """Where an attempt resumes, and whether the framework chose it (rather than the
+        user): the execution's own newest checkpoint; before it has one, the checkpoint
+        it continues (``run --resume``, a savepoint); a new STREAMING execution, the
+        job's newest one (its offsets) — chosen, so a changed source starts fresh."""
         cps = self.store.checkpoints
         own = cps.latest_completed_of_execution(record.execution_id)
         if own is not None:
-            return own
+            return own, False
         if origin is not None:
-            return origin
+            return origin, False
         if record.resumed_from is not None:
             found = cps.get(*record.resumed_from)
             if found is not None and found.status == "COMPLETED":
-                return found
+                return found, False
         if job.type is JobType.STREAMING:
-            return cps.latest_completed(job.name)
-        return None
+            return cps.latest_completed(job.name), True
+        return None, False
 
     # --- one attempt -------------------------------------------------------------------
 
@@ -207,8 +208,9 @@ class AttemptLoop:
     ) -> JobResult | None:
         eid, ex, j, me = h.execution_id, self.store.executions, self.journal, self.owner
         await j.call(ex.transition, eid, S.INITIALIZING, owner=me)
+        chosen = False
         if restore_from is None:
-            restore_from = await asyncio.to_thread(self._restore_point, job, record, origin)
+            restore_from, chosen = await asyncio.to_thread(self._restore_point, job, record, origin)
         first_id = await asyncio.to_thread(self.store.checkpoints.next_checkpoint_id, eid)
         h.attempt, run_id = await j.call(self.store.ownership.start_attempt, eid, me)
         if h.metrics.records_read or h.metrics.before:
@@ -218,11 +220,11 @@ class AttemptLoop:
         checkpoints = FencedCheckpoints(j, eid)
         if self.workers and dag is not None:
             result = await self._in_worker(
-                h, job, dag, listener, checkpoints, run_id, restore_from, first_id
+                h, job, dag, listener, checkpoints, run_id, restore_from, first_id, chosen
             )
         else:
             result = await self._here(
-                h, job, prepared, listener, checkpoints, run_id, restore_from, first_id
+                h, job, prepared, listener, checkpoints, run_id, restore_from, first_id, chosen
             )
         return await self._record_end(h, result, listener)
 
@@ -236,6 +238,7 @@ class AttemptLoop:
         run_id: str,
         restore_from: CheckpointInfo | None,
         first_id: int,
+        chosen: bool,
     ) -> JobResult | None:
         if prepared is None:  # prepared once: a Stream is a description, reusable
             try:
@@ -257,6 +260,7 @@ class AttemptLoop:
                     storage=self.storage,
                     restore_from=restore_from,
                     first_checkpoint_id=first_id,
+                    restore_chosen_by_framework=chosen,
                 ),
                 control=h.control,
                 listener=listener,
@@ -281,6 +285,7 @@ class AttemptLoop:
         run_id: str,
         restore_from: CheckpointInfo | None,
         first_id: int,
+        chosen: bool,
     ) -> JobResult | None:
         spec = WorkerSpec(
             execution_id=h.execution_id,
@@ -290,6 +295,7 @@ class AttemptLoop:
             base_dir=self.base_dir,
             restore_from=restore_from,
             first_checkpoint_id=first_id,
+            restore_chosen_by_framework=chosen,
             checkpoint_url=self.checkpoint_url,
             extra_plugins=self.plugins.extra_modules,
         )

@@ -78,6 +78,8 @@ class WorkerSpec:
     restore_from: CheckpointInfo | None
     first_checkpoint_id: int
     checkpoint_url: str | None
+    #: see Checkpointing.restore_chosen_by_framework
+    restore_chosen_by_framework: bool = False
     #: plugin modules registered in the owner beside the entry points (tests, embedders)
     extra_plugins: tuple[str, ...] = ()
     cwd: str = attrs.field(factory=os.getcwd)
@@ -472,6 +474,7 @@ async def _child(conn: Connection, spec: WorkerSpec) -> None:
                 storage=CheckpointStorage(spec.checkpoint_url),
                 restore_from=spec.restore_from,
                 first_checkpoint_id=spec.first_checkpoint_id,
+                restore_chosen_by_framework=spec.restore_chosen_by_framework,
             ),
             control=control,
             listener=_Forwarder(channel),

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from kafka_helpers import BOOTSTRAP, FAST_GROUP, Broker
 
 from pipeline_connector_kafka import KafkaSink, KafkaSource
@@ -105,7 +106,8 @@ async def test_checkpoint_offsets_win_over_committed_ones(kafka: Broker, tmp_pat
     src, dst = await kafka.topic("in"), await kafka.topic("out")
     await kafka.produce(src, [{"id": i} for i in range(100)])
     repo = InMemoryCheckpointRepository()
-    j = job({"topics": [src], "with_metadata": False}, {"topic": dst})
+    group = "wins-" + src
+    j = job({"topics": [src], "with_metadata": False, "group_id": group}, {"topic": dst})
     task, control = await start(j, tmp_path, repo)
     await wait_until(lambda: _n(kafka, dst, 100), 30, "100 records")
     control.stop_at_checkpoint()
@@ -113,9 +115,21 @@ async def test_checkpoint_offsets_win_over_committed_ones(kafka: Broker, tmp_pat
     info = repo.latest_completed(j.name)
     assert info is not None
     assert info.state_data["source_state"]["kafka_offsets"] == {src: {"0": 100}}
-    # restored from this checkpoint, a run in a group that has committed nothing (it
-    # would start at the earliest offset) starts at offset 100: the checkpoint wins
-    j = job({"topics": [src], "with_metadata": False, "group_id": "fresh-" + src}, {"topic": dst})
+    # the group's committed offset moves back to 10 (as a tool or another consumer of
+    # the group could do); restored from this checkpoint, the run starts at offset 100:
+    # the checkpoint wins
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=BOOTSTRAP, group_id=group, enable_auto_commit=False, **FAST_GROUP
+    )
+    await consumer.start()
+    try:
+        tp = TopicPartition(src, 0)
+        consumer.subscribe([src])  # a member of the group, so that its commit counts
+        await wait_until(lambda: tp in consumer.assignment(), 30, "the partition assigned")
+        await consumer.commit({tp: 10})
+        assert await consumer.committed(tp) == 10
+    finally:
+        await consumer.stop()
     await kafka.produce(src, [{"id": i} for i in range(100, 110)])
     plugins = load_plugins()
     control2 = ExecutionControl()
@@ -132,6 +146,7 @@ async def test_checkpoint_offsets_win_over_committed_ones(kafka: Broker, tmp_pat
     await asyncio.sleep(3)
     control2.stop_at_checkpoint()
     second = await again
+    assert second.error is None
     assert second.records_read == 10  # 100..109, not 10..109
 
 

@@ -65,6 +65,11 @@ class FileSource(Source[FileSourceConfig]):
         self._total_bytes = 0
         self._sizes: dict[str, int] = {}
 
+    def identity(self, job_name: str) -> dict[str, Any]:
+        """The paths and the pattern: a position names a file in that listing."""
+        paths = self.config.path if isinstance(self.config.path, list) else [self.config.path]
+        return {"type": self.type_name, "path": sorted(paths), "pattern": self.config.pattern}
+
     # --- listing -------------------------------------------------------------------
 
     def _expand(self, spec: str) -> list[str]:

@@ -13,7 +13,14 @@ from pipeline_connector_http.auth import make_auth
 from pipeline_connector_http.client import RateLimiter, request
 from pipeline_connector_http.config import HttpSourceConfig
 from pipeline_connector_http.paths import MISSING, get_path
-from pipeline_core import Batch, FatalConnectorError, RuntimeContext, Source, SourceProgress
+from pipeline_core import (
+    Batch,
+    FatalConnectorError,
+    RuntimeContext,
+    Source,
+    SourceProgress,
+    url_identity,
+)
 
 __all__ = ["HttpSource"]
 
@@ -59,6 +66,10 @@ class HttpSource(Source[HttpSourceConfig]):
         #: records short of that total when the sync ended (``on_total_mismatch: warn``)
         self.missing = 0
         self._capped = False
+
+    def identity(self, job_name: str) -> dict[str, Any]:
+        """The endpoint (without credentials or query): pages and cursors are its."""
+        return {"type": self.type_name, "url": url_identity(self.config.url)}
 
     async def open(self, ctx: RuntimeContext, restored_position: dict[str, Any] | None) -> None:
         await super().open(ctx, restored_position)

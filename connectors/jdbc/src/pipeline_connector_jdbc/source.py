@@ -21,6 +21,7 @@ from pipeline_core import (
     RetriableConnectorError,
     RuntimeContext,
     Source,
+    url_identity,
 )
 
 __all__ = ["JdbcSource"]
@@ -72,6 +73,21 @@ class JdbcSource(Source[JdbcSourceConfig]):
         self.last_key: Any = None
         self.page = 0
         self.total = 0
+
+    def identity(self, job_name: str) -> dict[str, Any]:
+        """The database (URL without credentials), the table or the query, and the key: a
+        position is a key value of that table, or a row count of that query."""
+        cfg = self.config
+        ident: dict[str, Any] = {
+            "type": self.type_name,
+            "url": url_identity(cfg.url),
+            "table": cfg.table,
+            "schema": cfg.schema,
+            "key": cfg.key,
+        }
+        if cfg.table is None and cfg.key is None:
+            ident["query"] = cfg.query  # the position counts rows of exactly this query
+        return ident
 
     # --- open and validate ---------------------------------------------------------
 

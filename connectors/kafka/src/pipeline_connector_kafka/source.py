@@ -72,6 +72,18 @@ class KafkaSource(Source[KafkaSourceConfig]):
         self.failure: BaseException | None = None
         self.rebalances = 0
 
+    def identity(self, job_name: str) -> dict[str, Any]:
+        """The brokers and the group: offsets mean nothing against another cluster, and
+        another group has offsets of its own. Topics are not part of it: positions name
+        each topic's partitions, so adding a topic starts only that one per
+        ``start_from``, and removing one drops its offsets."""
+        servers = sorted(s.strip() for s in self.config.bootstrap_servers.split(",") if s.strip())
+        return {
+            "type": self.type_name,
+            "bootstrap_servers": servers,
+            "group_id": self.config.group_id or job_name,
+        }
+
     async def open(self, ctx: RuntimeContext, restored_position: dict[str, Any] | None) -> None:
         await super().open(ctx, restored_position)
         cfg = self.config
