@@ -6,11 +6,8 @@ import argparse
 
 import attrs
 
-from pipeline_core.checkpoint.retention import prune
-from pipeline_core.checkpoint.storage import CheckpointStorage
 from pipeline_core.cli.output import out
 from pipeline_core.cli.tables import fmt_time, print_json, print_table
-from pipeline_core.store import MetadataStore
 
 __all__ = ["add_parser"]
 
@@ -26,6 +23,8 @@ def _size(n: int | None) -> str | None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from pipeline_core.store import MetadataStore
+
     store = MetadataStore.open(args.database)
     store.registry.get(args.job)  # a clear error for an unknown job
     rows = store.checkpoints.list(args.job)
@@ -53,6 +52,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_trigger(args: argparse.Namespace) -> int:
+    from pipeline_core.store import MetadataStore
+
     store = MetadataStore.open(args.database)
     store.checkpoints.request(args.execution, savepoint=args.savepoint)
     what = f"savepoint {args.savepoint!r}" if args.savepoint else "a checkpoint"
@@ -61,6 +62,10 @@ def cmd_trigger(args: argparse.Namespace) -> int:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
+    from pipeline_core.checkpoint.retention import prune
+    from pipeline_core.checkpoint.storage import CheckpointStorage
+    from pipeline_core.store import MetadataStore
+
     store = MetadataStore.open(args.database)
     config = store.registry.get(args.job).to_job().config
     deleted = prune(

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 
 from pipeline_core.cli.output import out
-from pipeline_core.store.engine import database_url, make_engine, safe_url
-from pipeline_core.store.migrate import current_revision, head_revision, upgrade
 
 __all__ = ["add_parser"]
 
 
 def run_upgrade(args: argparse.Namespace) -> int:
+    from pipeline_core.store.engine import database_url, make_engine, safe_url
+    from pipeline_core.store.migrate import upgrade
+
     url = database_url(args.database)
     engine = make_engine(url)
     before, after = upgrade(engine)
@@ -24,6 +25,9 @@ def run_upgrade(args: argparse.Namespace) -> int:
 
 
 def run_current(args: argparse.Namespace) -> int:
+    from pipeline_core.store.engine import database_url, make_engine, safe_url
+    from pipeline_core.store.migrate import current_revision, head_revision
+
     url = database_url(args.database)
     engine = make_engine(url)
     current, head = current_revision(engine), head_revision()

@@ -9,13 +9,14 @@ import attrs
 from pipeline_core.cli.tables import fmt_time, print_json, print_table
 from pipeline_core.runtime.lifecycle import ACTIVE
 from pipeline_core.runtime.result import ExecutionStatus
-from pipeline_core.store import MetadataStore
-from pipeline_core.store.executions import owner_is_gone
 
 __all__ = ["add_parser"]
 
 
 def run(args: argparse.Namespace) -> int:
+    from pipeline_core.store import MetadataStore
+    from pipeline_core.store.executions import owner_is_gone
+
     store = MetadataStore.open(args.database)
     records = store.executions.query(job=args.job, status=args.status, limit=args.limit)
     if args.json:

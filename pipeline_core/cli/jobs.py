@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
 from rich.markup import escape
@@ -13,7 +14,9 @@ from pipeline_core.cli.tables import fmt_time, print_json, print_table
 from pipeline_core.config.converter import structure
 from pipeline_core.model.loader import load_job_file
 from pipeline_core.model.schedule import ScheduleConfig
-from pipeline_core.store import JobDefinition, MetadataStore
+
+if TYPE_CHECKING:  # the store (SQLAlchemy, Alembic) loads only for a command that uses it
+    from pipeline_core.store import JobDefinition, MetadataStore
 
 __all__ = ["add_parser"]
 
@@ -21,6 +24,8 @@ __all__ = ["add_parser"]
 def _store(args: argparse.Namespace, *, validate: bool = False) -> MetadataStore:
     """The store; with ``validate``, its registry checks definitions against the
     installed connectors first — the same checks as the API and ``validate``."""
+    from pipeline_core.store import MetadataStore
+
     store = MetadataStore.open(args.database)
     if validate:
         from pipeline_core.plugins.manager import load_plugins

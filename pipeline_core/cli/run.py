@@ -9,7 +9,7 @@ import datetime as dt
 import os
 import signal
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 from rich.markup import escape
@@ -35,9 +35,10 @@ from pipeline_core.runtime.metrics import RunMetrics
 from pipeline_core.runtime.prepare import PreparedJob, prepare
 from pipeline_core.runtime.result import ExecutionStatus, JobResult
 from pipeline_core.runtime.runner import execute
-from pipeline_core.service.executor import JobExecutor
-from pipeline_core.store import MetadataStore
-from pipeline_core.store.executions import ExecutionRecord, instance_name
+
+if TYPE_CHECKING:  # the store and the executor (SQLAlchemy, Alembic) load only to record
+    from pipeline_core.store import MetadataStore
+    from pipeline_core.store.executions import ExecutionRecord
 
 __all__ = ["add_parsers"]
 
@@ -174,6 +175,8 @@ async def _run(
     control = ExecutionControl()
     runner: asyncio.Task[Any] | None = None
     if recording is not None:
+        from pipeline_core.service.executor import JobExecutor
+
         executor = JobExecutor(
             recording.store,
             plugins,
@@ -269,6 +272,9 @@ def _start_recording(args: argparse.Namespace, prepared: PreparedJob) -> _Record
     """Register (or version) the job file, then take ownership of its execution: the one
     ``--resume`` continues, or a new one — superseding the job's dead executions in the
     same transaction, so that no ``serve`` ever runs them again."""
+    from pipeline_core.store import MetadataStore
+    from pipeline_core.store.executions import instance_name
+
     store = MetadataStore.open(args.database)
     lease = parse_duration(args.lease)
     restore_from = None

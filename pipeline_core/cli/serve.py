@@ -8,7 +8,7 @@ import logging
 import os
 import signal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 
@@ -17,8 +17,9 @@ from pipeline_core.config.converter import parse_duration
 from pipeline_core.errors import PipelineError
 from pipeline_core.plugins.manager import load_plugins
 from pipeline_core.runtime.validation import job_validator
-from pipeline_core.service import PipelineService
-from pipeline_core.store import MetadataStore
+
+if TYPE_CHECKING:  # the service and store load only when serve runs
+    from pipeline_core.service import PipelineService
 
 __all__ = ["add_parser"]
 
@@ -26,6 +27,9 @@ log = logging.getLogger("pipeline_core.service")
 
 
 async def _serve(args: argparse.Namespace) -> int:
+    from pipeline_core.service import PipelineService
+    from pipeline_core.store import MetadataStore
+
     store = MetadataStore.open(args.database)
     plugins = load_plugins()
     store.registry.validator = job_validator(plugins)  # --jobs files: the API's checks
