@@ -17,6 +17,10 @@ __all__ = ["PLUGINS"]
 PLUGINS: Plugins | None
 try:
     PLUGINS = load_plugins()
+    # connectors register their classes by reference; import them here, once, so that no
+    # worker pays for it (one that cannot be loaded fails the job that uses it, clearly)
+    for _registry in PLUGINS.registries().values():
+        _registry.load_all()
 except Exception:  # a worker then discovers (and reports) on its own
     logging.getLogger("pipeline_core.executor").exception("plugin discovery failed")
     PLUGINS = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import types
 from typing import Any
 
@@ -104,3 +106,68 @@ def test_class_without_type_name_or_config_is_rejected() -> None:
 
     with pytest.raises(PluginError, match="has no type_name"):
         load_plugins(entry_points=False, extra=[sinks_plugin("p", NoName)])
+
+
+# --- registration by reference: nothing imported until used ------------------------------
+
+
+def test_discovery_imports_no_connector_client_library() -> None:
+    """Finding the installed connectors must not import what only a job using one needs
+    (start-up of every command pays for it otherwise)."""
+    code = (
+        "import sys; from pipeline_core import load_plugins; p = load_plugins();"
+        "assert {'file', 'http', 'jdbc', 'kafka', 'rabbitmq'} <= set(p.sinks.names());"
+        "print(sorted(m for m in ('aiokafka', 'httpx', 'pika', 'pymysql', 'sqlalchemy')"
+        " if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_a_class_registered_by_reference_loads_when_used() -> None:
+    def pipeline_register_sinks(registry: Any) -> None:
+        registry.add("tests.plugins.test_registry:NamedSink", type_name="named")
+
+    plugins = load_plugins(
+        entry_points=False, extra=[plugin("lazy", pipeline_register_sinks=pipeline_register_sinks)]
+    )
+    (reg,) = [r for r in plugins.sinks.registrations() if r.type_name == "named"]
+    assert reg.resolved is None
+    assert plugins.sinks.get("named").__name__ == "NamedSink"
+    assert reg.resolved is not None
+
+
+def test_a_reference_that_does_not_load_names_the_plugin_and_the_reference() -> None:
+    def pipeline_register_sinks(registry: Any) -> None:
+        registry.add("no_such_module_here:Sink", type_name="ghost")
+
+    plugins = load_plugins(
+        entry_points=False,
+        extra=[plugin("haunted", pipeline_register_sinks=pipeline_register_sinks)],
+    )
+    assert "ghost" in plugins.sinks.names()  # listed: discovery imported nothing
+    with pytest.raises(PluginError) as info:
+        plugins.sinks.get("ghost")
+    msg = str(info.value)
+    assert "'ghost' of plugin 'haunted'" in msg and "no_such_module_here:Sink" in msg
+    assert "ModuleNotFoundError" in msg
+    assert len(plugins.sinks.load_all()) == 1
+
+
+def test_a_reference_without_type_name_is_rejected() -> None:
+    def pipeline_register_sinks(registry: Any) -> None:
+        registry.add("tests.plugins.test_registry:NamedSink")
+
+    with pytest.raises(PluginError, match="needs type_name"):
+        load_plugins(
+            entry_points=False, extra=[plugin("p", pipeline_register_sinks=pipeline_register_sinks)]
+        )
+
+
+class NamedSink(Sink[Any]):
+    type_name = "named"
+    config_cls = NoConfig
+
+    async def write(self, records: list[Any]) -> None:
+        pass

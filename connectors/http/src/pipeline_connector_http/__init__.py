@@ -1,14 +1,40 @@
 """Pipeline Framework HTTP connector: paged REST APIs in, batched requests out (httpx)."""
 
-from pipeline_connector_http.config import (
-    AuthConfig,
-    HttpSinkConfig,
-    HttpSourceConfig,
-    PaginationConfig,
-    RetryConfig,
-)
-from pipeline_connector_http.sink import HttpSink
-from pipeline_connector_http.source import HttpSource
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pipeline_connector_http.config import (
+        AuthConfig,
+        HttpSinkConfig,
+        HttpSourceConfig,
+        PaginationConfig,
+        RetryConfig,
+    )
+    from pipeline_connector_http.sink import HttpSink
+    from pipeline_connector_http.source import HttpSource
+
+# Loaded on first use: discovering the plugin (``pipeline_connector_http.plugin``) must not
+# import the connector's client libraries, which only a job that uses it needs.
+_EXPORTS = {
+    "AuthConfig": "pipeline_connector_http.config",
+    "HttpSink": "pipeline_connector_http.sink",
+    "HttpSinkConfig": "pipeline_connector_http.config",
+    "HttpSource": "pipeline_connector_http.source",
+    "HttpSourceConfig": "pipeline_connector_http.config",
+    "PaginationConfig": "pipeline_connector_http.config",
+    "RetryConfig": "pipeline_connector_http.config",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
 
 __all__ = [
     "AuthConfig",

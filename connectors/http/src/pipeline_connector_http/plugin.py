@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline_connector_http.sink import HttpSink
-from pipeline_connector_http.source import HttpSource
 from pipeline_core import TypeRegistry, hookimpl
 
 
 @hookimpl
 def pipeline_register_sources(registry: TypeRegistry[Any]) -> None:
-    registry.add(HttpSource)
+    registry.add("pipeline_connector_http.source:HttpSource", type_name="http")
 
 
 @hookimpl
 def pipeline_register_sinks(registry: TypeRegistry[Any]) -> None:
-    registry.add(HttpSink)
+    registry.add("pipeline_connector_http.sink:HttpSink", type_name="http")

@@ -1,9 +1,38 @@
 """Kafka connector for Pipeline Framework: topic source, topic sink, EVENT trigger."""
 
-from pipeline_connector_kafka.config import KafkaSinkConfig, KafkaSourceConfig, KafkaTriggerConfig
-from pipeline_connector_kafka.sink import KafkaSink
-from pipeline_connector_kafka.source import KafkaSource
-from pipeline_connector_kafka.trigger import KafkaTrigger
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pipeline_connector_kafka.config import (
+        KafkaSinkConfig,
+        KafkaSourceConfig,
+        KafkaTriggerConfig,
+    )
+    from pipeline_connector_kafka.sink import KafkaSink
+    from pipeline_connector_kafka.source import KafkaSource
+    from pipeline_connector_kafka.trigger import KafkaTrigger
+
+# Loaded on first use: discovering the plugin (``pipeline_connector_kafka.plugin``) must not
+# import the connector's client libraries, which only a job that uses it needs.
+_EXPORTS = {
+    "KafkaSink": "pipeline_connector_kafka.sink",
+    "KafkaSinkConfig": "pipeline_connector_kafka.config",
+    "KafkaSource": "pipeline_connector_kafka.source",
+    "KafkaSourceConfig": "pipeline_connector_kafka.config",
+    "KafkaTrigger": "pipeline_connector_kafka.trigger",
+    "KafkaTriggerConfig": "pipeline_connector_kafka.config",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
 
 __all__ = [
     "KafkaSink",

@@ -4,22 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline_connector_rabbitmq.sink import RabbitMQSink
-from pipeline_connector_rabbitmq.source import RabbitMQSource
-from pipeline_connector_rabbitmq.trigger import RabbitMQTrigger
 from pipeline_core import TypeRegistry, hookimpl
 
 
 @hookimpl
 def pipeline_register_sources(registry: TypeRegistry[Any]) -> None:
-    registry.add(RabbitMQSource)
+    registry.add("pipeline_connector_rabbitmq.source:RabbitMQSource", type_name="rabbitmq")
 
 
 @hookimpl
 def pipeline_register_sinks(registry: TypeRegistry[Any]) -> None:
-    registry.add(RabbitMQSink)
+    registry.add("pipeline_connector_rabbitmq.sink:RabbitMQSink", type_name="rabbitmq")
 
 
 @hookimpl
 def pipeline_register_triggers(registry: TypeRegistry[Any]) -> None:
-    registry.add(RabbitMQTrigger)
+    registry.add("pipeline_connector_rabbitmq.trigger:RabbitMQTrigger", type_name="rabbitmq")
