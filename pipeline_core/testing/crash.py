@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import attrs
 
-__all__ = ["CrashReport", "kill_and_resume"]
+__all__ = ["CrashReport", "attempt_recorded", "kill_and_resume"]
 
 
 @attrs.define
@@ -115,3 +116,20 @@ def _wait_until_started(
         if time.monotonic() > deadline:
             raise AssertionError(f"run {run} did not start its work within {within:g} s")
         time.sleep(0.005)
+
+
+def attempt_recorded(directory: Path) -> Callable[[int], bool]:
+    """A ``started`` for :func:`kill_and_resume` when the job records into the default
+    SQLite metadata database of ``directory`` (``.pipeline/pipeline.db``): run N has
+    started its work once N attempts are recorded (each run of ``run --resume`` is one
+    more attempt of the same execution)."""
+    db = Path(directory) / ".pipeline" / "pipeline.db"
+
+    def started(run: int) -> bool:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:  # never creates it
+            (count,) = conn.execute(
+                "SELECT count(*) FROM pipeline_job_execution_attempt"
+            ).fetchone()
+        return int(count) >= run
+
+    return started

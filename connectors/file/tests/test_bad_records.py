@@ -22,7 +22,7 @@ import pytest
 
 from pipeline_connector_file import FileSource, FileSourceConfig
 from pipeline_core import Batch, FatalConnectorError, RuntimeContext
-from pipeline_core.testing.crash import kill_and_resume
+from pipeline_core.testing.crash import attempt_recorded, kill_and_resume
 
 PIPELINE_RUN = str(Path(sys.executable).parent / "pipeline-run")
 ENV = {**os.environ, "PIPELINE_DATABASE_URL": "", "COLUMNS": "200"}
@@ -376,14 +376,6 @@ def test_kill_and_resume_neither_loses_nor_duplicates_around_bad_rows(tmp_path: 
     (tmp_path / "in.csv").write_text("\n".join(lines) + "\n")
     (tmp_path / "job.yaml").write_text(KILL_JOB)
 
-    def attempts() -> int:
-        db = tmp_path / ".pipeline" / "pipeline.db"
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:  # never creates it
-            (count,) = conn.execute(
-                "SELECT count(*) FROM pipeline_job_execution_attempt"
-            ).fetchone()
-        return int(count)
-
     # each kill lands in the work of a run that resumed (its attempt recorded), never in
     # a start-up: 3 s of work at 4,000 records/s, four runs cut after 0.2-0.6 s each
     report = kill_and_resume(
@@ -392,7 +384,7 @@ def test_kill_and_resume_neither_loses_nor_duplicates_around_bad_rows(tmp_path: 
         kills=4,
         delay=(0.2, 0.6),
         env={"PIPELINE_DATABASE_URL": ""},
-        started=lambda run: attempts() >= run,
+        started=attempt_recorded(tmp_path),
     )
 
     assert report.kills >= 4
@@ -408,4 +400,6 @@ def test_kill_and_resume_neither_loses_nor_duplicates_around_bad_rows(tmp_path: 
     # one execution, resumed by every run: its counts span the attempts exactly
     status, processed, failed, _ = execution_row(tmp_path)
     assert (status, processed, failed) == ("COMPLETED", len(out), len(bad))
-    assert attempts() == report.runs == report.kills + 1
+    assert attempt_recorded(tmp_path)(report.runs)  # every run recorded its attempt …
+    assert not attempt_recorded(tmp_path)(report.runs + 1)  # … once
+    assert report.runs == report.kills + 1

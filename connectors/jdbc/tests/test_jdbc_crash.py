@@ -5,17 +5,24 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, insert, select
 
-from pipeline_core.testing.crash import kill_and_resume
+from pipeline_core.testing.crash import attempt_recorded, kill_and_resume
 
 N = 12_000
 BIN = Path(sys.executable).parent
 RUN = [str(BIN / "pipeline-run"), "run", "--resume", "--no-progress", "--quiet", "job.yaml"]
 ENV = {"PIPELINE_DATABASE_URL": ""}  # metadata: SQLite in the job's folder
+
+
+def kills_in_the_work(directory: Path) -> dict[str, Any]:
+    """Each kill lands 0.2-0.5 s into a run's work, counted from its recorded attempt,
+    whatever the start-up takes on this machine: 5 kills never outlast 3 s of work."""
+    return {"delay": (0.2, 0.5), "started": attempt_recorded(directory)}
 
 
 def table(md: MetaData, name: str) -> Table:
@@ -49,7 +56,10 @@ def test_source_resumes_exactly_across_kills(db_url: str, tmp_path: Path, mode: 
         f"sink: {{type: file, config: {{path: out}}}}\n"
         f"config: {{checkpoint_interval: 200ms, source_batch_size: 100}}\n"
     )
-    report = kill_and_resume(RUN, cwd=tmp_path, kills=5, seed=mode, env=ENV)
+    # kills 0.2-0.5 s into each run's work (never in its start-up): 3 s of work in all
+    report = kill_and_resume(
+        RUN, cwd=tmp_path, kills=5, seed=mode, env=ENV, **kills_in_the_work(tmp_path)
+    )
     assert report.kills == 5
     got = [
         orjson.loads(x)
@@ -76,7 +86,9 @@ def test_exactly_once_sink_across_kills(db_url: str, tmp_path: Path) -> None:
         f"sink: {{type: jdbc, config: {{url: '{db_url}', table: words_out, exactly_once: true}}}}\n"
         f"config: {{checkpoint_interval: 200ms, source_batch_size: 100}}\n"
     )
-    report = kill_and_resume(RUN, cwd=tmp_path, kills=5, seed="sink", env=ENV)
+    report = kill_and_resume(
+        RUN, cwd=tmp_path, kills=5, seed="sink", env=ENV, **kills_in_the_work(tmp_path)
+    )
     assert report.kills == 5
     engine = create_engine(db_url)
     with engine.connect() as conn:

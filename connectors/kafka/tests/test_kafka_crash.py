@@ -341,8 +341,15 @@ async def test_exactly_once_into_postgresql_across_random_kills(
             itertools.accumulate(records[r.id]["amount"] for r in mine)
         ), user
     assert sum(len(v) for v in by_user.values()) == n
-    # every checkpoint that holds a position names all three partitions
+    # Every checkpoint names the partitions its run owned. Usually that is all three; a
+    # run that joined while the SIGKILLed one was still a member of the group (until its
+    # session expires) owned fewer for a while, and its checkpoints then name those, the
+    # rest resuming from the offsets committed at the checkpoint before — exact either way
+    # (above). test_kafka_exact.py proves the naming itself deterministically.
     states = [state for _i, status, state in checkpoints(tmp_path) if status == "COMPLETED"]
-    assert states and all(
-        not state or set(state["kafka_offsets"][src]) == {"0", "1", "2"} for state in states
-    ), [s for s in states if s and len(s["kafka_offsets"][src]) != 3][:3]
+    named = [set(state["kafka_offsets"][src]) for state in states if state]
+    assert named and all(n and n <= {"0", "1", "2"} for n in named), named
+    assert {"0", "1", "2"} in named
+    print(
+        f"checkpoints naming all three partitions: {named.count({'0', '1', '2'})} of {len(named)}"
+    )
