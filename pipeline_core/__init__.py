@@ -44,6 +44,7 @@ from pipeline_core.io import (
     Source,
     SourceProgress,
 )
+from pipeline_core.lazy import lazy_exports
 from pipeline_core.model.job import (
     BackpressureStrategy,
     ComponentSpec,
@@ -93,13 +94,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'pipeline_core' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = [

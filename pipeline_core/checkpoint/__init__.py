@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from pipeline_core.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from pipeline_core.checkpoint.repository import (
@@ -22,12 +23,7 @@ _EXPORTS = {
     "CheckpointStorage": "pipeline_core.checkpoint.storage",
 }
 
-
-def __getattr__(name: str) -> object:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 
 __all__ = [
