@@ -1,13 +1,22 @@
 """The ``lmdb`` state backend: state on disk (memory-mapped), larger than memory.
 
-One LMDB environment per execution in its work directory, opened without fsync: the
-live database needs no durability of its own, because checkpoints are what survives a
-crash. Writes of a batch share one write transaction, committed by ``flush``. A snapshot
-is ``env.copy(compact=True)`` — a consistent copy made under a read transaction.
+One LMDB environment per execution attempt in its work directory, opened without fsync:
+the live database needs no durability of its own, because checkpoints are what survives a
+crash — a restarted attempt gets a fresh work directory and restores from checkpoint
+storage, never from a live database.
+
+In front of it sits a bounded **write-back cache** of deserialised values: a read of a
+cached entry is a dict lookup (no pickle, no LMDB lookup), a write only marks the entry
+dirty. Dirty entries reach LMDB in one write transaction at the checkpoint barrier
+(``flush``), or when the cache is full (then the oldest quarter of the entries is
+dropped). Because the live database is never what a restore reads, writing evicted
+entries early makes nothing durable that a restore would see. A snapshot is
+``env.copy(compact=True)`` — a consistent copy made under a read transaction.
 """
 
 from __future__ import annotations
 
+import itertools
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,11 +32,36 @@ __all__ = ["LmdbStateBackend", "LmdbStateConfig"]
 
 _SEP = b"\x00"
 
+#: cached: the key has no value (never set, or deleted — a deletion is dirty too)
+_ABSENT: Any = object()
+#: dict.get default: not in the cache
+_MISS: Any = object()
+
+
+def _at_least_one(_: Any, attribute: attrs.Attribute[int], value: int) -> None:
+    if value < 1:
+        raise ValueError(f"{attribute.name} must be at least 1, got {value}")
+
 
 @attrs.define(frozen=True, kw_only=True)
 class LmdbStateConfig(StateBackendConfig):
     #: Largest size the database may grow to (virtual; the file is sparse).
     map_size: int = 1 << 36
+    #: Entries (one per key and state name) the write-back cache holds. 262,144 entries
+    #: of small values take about 60 MB; a keyed job whose hot keys fit in it runs at
+    #: nearly the memory backend's speed (docs/benchmarks.md).
+    cache_entries: int = attrs.field(default=1 << 18, validator=_at_least_one)
+
+
+class _Namespace:
+    """The cached entries of one namespace and which of them LMDB does not have yet."""
+
+    __slots__ = ("cache", "dirty", "prefix")
+
+    def __init__(self, name: str) -> None:
+        self.prefix = name.encode() + _SEP
+        self.cache: dict[Any, Any] = {}
+        self.dirty: set[Any] = set()
 
 
 class LmdbStateBackend(StateBackend[LmdbStateConfig]):
@@ -40,6 +74,8 @@ class LmdbStateBackend(StateBackend[LmdbStateConfig]):
         self._env: lmdb.Environment | None = None
         self._txn: lmdb.Transaction | None = None
         self._path: Path | None = None
+        self._ns: dict[str, _Namespace] = {}
+        self._size = 0  # cached entries, all namespaces
 
     def open(self, workdir: Path) -> None:
         self._path = workdir / "state.lmdb"
@@ -64,20 +100,49 @@ class LmdbStateBackend(StateBackend[LmdbStateConfig]):
             txn = self._txn = self._env.begin(write=True)
         return txn
 
-    def _key(self, namespace: str, key: Any) -> bytes:
-        return namespace.encode() + _SEP + self.serializer.dumps(key)
+    def _namespace(self, namespace: str) -> _Namespace:
+        ns = self._ns.get(namespace)
+        if ns is None:
+            ns = self._ns[namespace] = _Namespace(namespace)
+        return ns
+
+    # --- the per-record path: the cache first ----------------------------------------
 
     def get(self, namespace: str, key: Any, default: Any = None) -> Any:
-        data = self._write().get(self._key(namespace, key))
-        return default if data is None else self.serializer.loads(bytes(data))
+        ns = self._ns.get(namespace) or self._namespace(namespace)
+        try:
+            value = ns.cache.get(key, _MISS)
+        except TypeError:  # an unhashable key (a list): never cached
+            return self._get_uncached(ns, key, default)
+        if value is _MISS:
+            data = self._write().get(ns.prefix + self.serializer.dumps(key))
+            value = _ABSENT if data is None else self.serializer.loads(bytes(data))
+            ns.cache[key] = value
+            self._size += 1
+            if self._size > self.config.cache_entries:
+                self._evict()
+        return default if value is _ABSENT else value
 
     def put(self, namespace: str, key: Any, value: Any) -> None:
-        self._write().put(self._key(namespace, key), self.serializer.dumps(value))
+        ns = self._ns.get(namespace) or self._namespace(namespace)
+        cache = ns.cache
+        before = len(cache)
+        try:
+            cache[key] = value
+        except TypeError:  # an unhashable key (a list): never cached
+            self._put_uncached(ns, key, value)
+            return
+        ns.dirty.add(key)
+        if len(cache) != before:
+            self._size += 1
+            if self._size > self.config.cache_entries:
+                self._evict()
 
     def delete(self, namespace: str, key: Any) -> None:
-        self._write().delete(self._key(namespace, key))
+        self.put(namespace, key, _ABSENT)
 
     def items(self, namespace: str) -> Iterator[tuple[Any, Any]]:
+        self._write_dirty()
         prefix = namespace.encode() + _SEP
         loads = self.serializer.loads
         out = []
@@ -90,10 +155,65 @@ class LmdbStateBackend(StateBackend[LmdbStateConfig]):
                     out.append((loads(kb[len(prefix) :]), loads(bytes(v))))
         return iter(out)
 
+    def _get_uncached(self, ns: _Namespace, key: Any, default: Any) -> Any:
+        data = self._write().get(ns.prefix + self.serializer.dumps(key))
+        return default if data is None else self.serializer.loads(bytes(data))
+
+    def _put_uncached(self, ns: _Namespace, key: Any, value: Any) -> None:
+        kb = ns.prefix + self.serializer.dumps(key)
+        if value is _ABSENT:
+            self._write().delete(kb)
+        else:
+            self._write().put(kb, self.serializer.dumps(value))
+
+    # --- write-back ------------------------------------------------------------------
+
+    def _write_dirty(self) -> None:
+        """Put every dirty entry into the write transaction; they are clean after."""
+        if not any(ns.dirty for ns in self._ns.values()):
+            return
+        txn = self._write()
+        dumps = self.serializer.dumps
+        for ns in self._ns.values():
+            if not ns.dirty:
+                continue
+            cache, prefix = ns.cache, ns.prefix
+            puts = []
+            for key in ns.dirty:
+                value = cache[key]
+                kb = prefix + dumps(key)
+                if value is _ABSENT:
+                    txn.delete(kb)
+                else:
+                    puts.append((kb, dumps(value)))
+            if puts:
+                with txn.cursor() as cur:
+                    cur.putmulti(puts)
+            ns.dirty = set()
+
+    def _evict(self) -> None:
+        """The cache is full: write the dirty entries in one transaction, then drop the
+        oldest quarter (insertion order) of every namespace's entries."""
+        self.flush()
+        limit = self.config.cache_entries
+        drop = self._size - limit * 3 // 4
+        if drop <= 0:
+            return
+        share = drop / self._size
+        for ns in self._ns.values():
+            cache = ns.cache
+            doomed = list(itertools.islice(cache, round(len(cache) * share + 0.5)))
+            for key in doomed:
+                del cache[key]
+        self._size = sum(len(ns.cache) for ns in self._ns.values())
+
     def flush(self) -> None:
+        self._write_dirty()
         if self._txn is not None:
             self._txn.commit()
             self._txn = None
+
+    # --- checkpoints -----------------------------------------------------------------
 
     def snapshot(self, directory: Path) -> int:
         self.flush()
@@ -115,6 +235,8 @@ class LmdbStateBackend(StateBackend[LmdbStateConfig]):
         if self._txn is not None:
             self._txn.abort()
             self._txn = None
+        self._ns = {}
+        self._size = 0
         if self._env is not None:
             self._env.close()
             self._env = None
