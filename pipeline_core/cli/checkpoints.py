@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 import attrs
+import orjson
 
 from pipeline_core.cli.output import out
-from pipeline_core.cli.tables import fmt_time, print_json, print_table
+from pipeline_core.cli.tables import fmt_time, print_json, print_table, short_path
 
 __all__ = ["add_parser"]
 
@@ -22,6 +24,24 @@ def _size(n: int | None) -> str | None:
     return None
 
 
+def _position(state_data: dict[str, Any]) -> str | None:
+    """The source's position as ``key=value`` words (a path relative to the working
+    directory when under it), so a narrow table wraps it between fields."""
+    position = state_data.get("source_state")
+    if not isinstance(position, dict):
+        return None if position is None else str(position)
+    words = []
+    for key, value in position.items():
+        if isinstance(value, str):
+            text = short_path(value)
+        elif isinstance(value, int | float | bool) or value is None:
+            text = str(value)
+        else:
+            text = orjson.dumps(value, default=str).decode()
+        words.append(f"{key}={text}")
+    return " ".join(words) or None
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from pipeline_core.store import MetadataStore
 
@@ -33,20 +53,20 @@ def cmd_list(args: argparse.Namespace) -> int:
         return 0
     print_table(
         f"Checkpoints of {args.job}",
-        ["execution", "id", "status", "savepoint", "size", "created (UTC)", "position"],
+        ["execution", "id", "status", "size", "created (UTC)", "position"],
         [
             (
                 r.execution_id[:12],
                 r.checkpoint_id,
-                r.status,
-                r.savepoint_name,
+                r.status + (f" savepoint {r.savepoint_name}" if r.savepoint_name else ""),
                 _size(r.storage_size_bytes),
                 fmt_time(r.create_time),
-                str(r.state_data.get("source_state", ""))[:60] or None,
+                _position(r.state_data),
             )
             for r in rows
         ],
-        keep=["execution", "id", "status", "size"],
+        keep=["execution", "id", "size", "created (UTC)"],
+        optional=["size", "created (UTC)", "execution"],
     )
     return 0
 

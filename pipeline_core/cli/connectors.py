@@ -6,12 +6,15 @@ import argparse
 from collections import defaultdict
 
 from rich.markup import escape
-from rich.table import Table
 
-from pipeline_core.cli.output import err, out
+from pipeline_core.cli.output import err
+from pipeline_core.cli.tables import print_json, print_table
 from pipeline_core.plugins.manager import Plugins, load_plugins
 
 __all__ = ["add_parser"]
+
+#: registry key → the word the listing uses for it
+KINDS = {"sources": "sources", "sinks": "sinks", "state_backends": "state", "triggers": "triggers"}
 
 
 def _types_by_plugin(plugins: Plugins) -> dict[str, dict[str, list[str]]]:
@@ -25,41 +28,69 @@ def _types_by_plugin(plugins: Plugins) -> dict[str, dict[str, list[str]]]:
     return table
 
 
+def _conflicts(plugins: Plugins) -> list[str]:
+    return [
+        str(registry.conflict_error(name))
+        for registry in plugins.registries().values()
+        for name in registry.conflicts()
+    ]
+
+
 def run(args: argparse.Namespace) -> int:
     plugins = load_plugins()
     types = _types_by_plugin(plugins)
-    table = Table(title="Pipeline connectors (entry-point group pipeline.connectors)")
-    for column in ("plugin", "distribution", "version"):
-        table.add_column(column, no_wrap=True)
-    for column in ("sources", "sinks", "state", "triggers"):
-        table.add_column(column, overflow="fold")
-    for info in plugins.plugins:
-        t = types.get(info.name, {})
-        table.add_row(
-            info.name,
-            info.distribution,
-            info.version,
-            *(
-                ", ".join(sorted(t.get(k, []))) or "-"
-                for k in ("sources", "sinks", "state_backends", "triggers")
-            ),
+    conflicts = _conflicts(plugins)
+    if args.json:
+        print_json(
+            {
+                "plugins": [
+                    {
+                        "name": info.name,
+                        "module": info.module,
+                        "distribution": info.distribution,
+                        "version": info.version,
+                        **{k: sorted(types.get(info.name, {}).get(k, [])) for k in KINDS},
+                    }
+                    for info in plugins.plugins
+                ],
+                "load_failures": [
+                    {"name": f.name, "distribution": f.distribution, "error": str(f)}
+                    for f in plugins.failures
+                ],
+                "conflicts": conflicts,
+            }
         )
-    out.print(table)
-    problems = 0
+    else:
+        # One "types" column (not one per kind): at 80 columns four narrow columns
+        # would cut type names in pieces.
+        print_table(
+            "Pipeline connectors (entry-point group pipeline.connectors)",
+            ["plugin", "distribution", "version", "types"],
+            [
+                (
+                    info.name,
+                    info.distribution,
+                    info.version,
+                    "; ".join(
+                        f"{word}: {', '.join(sorted(names))}"
+                        for key, word in KINDS.items()
+                        if (names := types.get(info.name, {}).get(key))
+                    )
+                    or None,
+                )
+                for info in plugins.plugins
+            ],
+            keep=["plugin", "distribution", "version"],
+            optional=["version"],
+        )
     for failure in plugins.failures:
         err.print(f"[bold red]load failure:[/] {escape(str(failure))}", markup=True, soft_wrap=True)
-        problems += 1
-    for registry in plugins.registries().values():
-        for name in registry.conflicts():
-            err.print(
-                f"[bold red]conflict:[/] {registry.conflict_error(name)}",
-                markup=True,
-                soft_wrap=True,
-            )
-            problems += 1
-    return 1 if problems else 0
+    for conflict in conflicts:
+        err.print(f"[bold red]conflict:[/] {escape(conflict)}", markup=True, soft_wrap=True)
+    return 1 if plugins.failures or conflicts else 0
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("connectors", help="list installed connector plugins and what they register")
+    p.add_argument("--json", action="store_true", help="print the listing as JSON")
     p.set_defaults(func=run)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import textwrap
 
 import attrs
 
@@ -57,11 +58,24 @@ def run(args: argparse.Namespace) -> int:
                 f"{r.duration_ms / 1000:.1f} s" if r.duration_ms is not None else None,
                 f"{r.processed_records:,}",
                 f"{r.failed_records:,}",
-                (r.error_message or "")[:80] or None,
+                textwrap.shorten(r.error_message, 160, placeholder=" …")
+                if r.error_message
+                else None,
             )
             for r in records
         ],
-        keep=["execution", "job", "status", "trigger", "retries", "started (UTC)", "read"],
+        keep=["execution", "job", "v", "trigger", "retries", "started (UTC)", "read"],
+        optional=[
+            "owner",
+            "v",
+            "retries",
+            "duration",
+            "trigger",
+            "failed",
+            "error",
+            "started (UTC)",
+            "read",
+        ],
     )
     return 0
 

@@ -46,7 +46,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         return 0
     print_table(
         "Jobs",
-        ["name", "type", "version", "enabled", "updated (UTC)", "description"],
+        ["name", "type", "ver", "enabled", "updated (UTC)", "description"],
         [
             (
                 d.job_name,
@@ -58,7 +58,8 @@ def cmd_list(args: argparse.Namespace) -> int:
             )
             for d in jobs
         ],
-        keep=["name", "type", "version", "updated (UTC)"],
+        keep=["name", "type", "ver", "enabled", "updated (UTC)"],
+        optional=["updated (UTC)", "type", "enabled"],
     )
     return 0
 

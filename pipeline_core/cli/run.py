@@ -26,6 +26,7 @@ from rich.table import Table
 from pipeline_core.checkpoint.identity import source_identity, verify_restore
 from pipeline_core.checkpoint.repository import CheckpointInfo
 from pipeline_core.cli.output import err, out, print_error
+from pipeline_core.cli.tables import print_json
 from pipeline_core.config.converter import parse_duration
 from pipeline_core.errors import CheckpointError, ConfigError, PipelineError
 from pipeline_core.model.loader import load_job_file
@@ -311,38 +312,75 @@ def _start_recording(args: argparse.Namespace, prepared: PreparedJob) -> _Record
     )
 
 
-def _summary(
-    job_name: str, status: ExecutionStatus, metrics: RunMetrics, error: str | None
-) -> None:
-    colour = {"COMPLETED": "green", "FAILED": "red", "CANCELLED": "yellow"}.get(
-        status.value, "white"
-    )
+def _summary_data(
+    job_name: str,
+    status: ExecutionStatus,
+    metrics: RunMetrics,
+    error: str | None,
+    recording: _Recording | None,
+    result: JobResult | None,
+) -> dict[str, Any]:
+    """What the summary says, as data: the table and ``--json`` print the same."""
+    data: dict[str, Any] = {
+        "job": job_name,
+        "execution_id": recording.execution_id if recording else None,
+        "version": recording.version if recording else None,
+        "status": status.value,
+        "records_read": metrics.records_read,
+        "records_written": metrics.records_written,
+        "failed_records": metrics.failed_records,
+        "dropped_records": metrics.dropped_records,
+        "duration_s": round(metrics.elapsed, 3),
+        "throughput": round(metrics.throughput, 1),
+    }
+    if metrics.before:
+        data["execution_totals"] = {
+            "records_read": metrics.total_read,
+            "records_written": metrics.total_written,
+            "failed_records": metrics.total_failed,
+        }
+    data["outputs"] = list(result.outputs) if result is not None else []
+    data["checkpoints"] = list(result.checkpoints) if result is not None else []
+    data["first_failure"] = metrics.first_failure
+    data["error"] = error
+    return data
+
+
+def _summary(data: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print_json(data)
+        return
+    status = data["status"]
+    colour = {"COMPLETED": "green", "FAILED": "red", "CANCELLED": "yellow"}.get(status, "white")
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")
     table.add_column(justify="right")
-    table.add_row("job", job_name)
-    table.add_row("status", f"[{colour}]{status.value}[/]")
-    table.add_row("records read", f"{metrics.records_read:,}")
-    table.add_row("records written", f"{metrics.records_written:,}")
-    table.add_row("failed", f"{metrics.failed_records:,}")
-    if metrics.before:
+    table.add_row("job", data["job"])
+    table.add_row("status", f"[{colour}]{status}[/]")
+    table.add_row("records read", f"{data['records_read']:,}")
+    table.add_row("records written", f"{data['records_written']:,}")
+    table.add_row("failed", f"{data['failed_records']:,}")
+    totals = data.get("execution_totals")
+    if totals:
         table.add_row(
             "execution totals",
-            f"{metrics.total_read:,} read, {metrics.total_written:,} written "
+            f"{totals['records_read']:,} read, {totals['records_written']:,} written "
             "(earlier attempts included)",
         )
-    table.add_row("dropped", f"{metrics.dropped_records:,}")
-    table.add_row("duration", f"{metrics.elapsed:.2f} s")
-    table.add_row("throughput", f"{metrics.throughput:,.0f} records/s")
+    table.add_row("dropped", f"{data['dropped_records']:,}")
+    table.add_row("duration", f"{data['duration_s']:.2f} s")
+    table.add_row("throughput", f"{data['throughput']:,.0f} records/s")
     out.print(table)
-    if metrics.first_failure:
+    if data["first_failure"]:
         err.print(
-            f"[yellow]first failed record:[/] {escape(metrics.first_failure)}",
+            f"[yellow]first failed record:[/] {escape(data['first_failure'])}",
             markup=True,
             soft_wrap=True,
         )
-    if error:
-        err.print(f"[bold red]error:[/] {escape(error)}", markup=True, soft_wrap=True)
+    if data["error"]:
+        err.print(f"[bold red]error:[/] {escape(data['error'])}", markup=True, soft_wrap=True)
+    for line in data["outputs"]:
+        out.print(f"output: {line}", soft_wrap=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -371,12 +409,22 @@ def run(args: argparse.Namespace) -> int:
     try:
         result, final = asyncio.run(_run(prepared, plugins, metrics, show, recording, signals))
     except KeyboardInterrupt:  # only before our handlers are installed
-        _summary(prepared.job.name, ExecutionStatus.CANCELLED, metrics, None)
+        _summary(
+            _summary_data(
+                prepared.job.name, ExecutionStatus.CANCELLED, metrics, None, recording, None
+            ),
+            args.json,
+        )
         return EXIT_CANCELLED
     finally:
         signals.settle()
     if result is None or result.status is ExecutionStatus.CANCELLED:
-        _summary(prepared.job.name, ExecutionStatus.CANCELLED, final, None)
+        _summary(
+            _summary_data(
+                prepared.job.name, ExecutionStatus.CANCELLED, final, None, recording, result
+            ),
+            args.json,
+        )
         last = result.checkpoints[-1] if result is not None and result.checkpoints else None
         if last is not None:
             err.print(
@@ -399,9 +447,10 @@ def run(args: argparse.Namespace) -> int:
         record = recording.store.executions.get(recording.execution_id)
         if record.retry_count:
             err.print(f"retried {record.retry_count} time(s), each from the last checkpoint")
-    _summary(prepared.job.name, result.status, final, result.error)
-    for line in result.outputs:
-        out.print(f"output: {line}", soft_wrap=True)
+    _summary(
+        _summary_data(prepared.job.name, result.status, final, result.error, recording, result),
+        args.json,
+    )
     if result.status is ExecutionStatus.FAILED and args.traceback and result.error_trace:
         err.print(result.error_trace, markup=False, highlight=False)
     return 0 if result.status is ExecutionStatus.COMPLETED else EXIT_FAILED
@@ -455,9 +504,26 @@ def validate(args: argparse.Namespace) -> int:
     try:
         _plugins, prepared = _load(args.jobfile, run=False)
     except PipelineError as exc:
-        print_error(exc)
+        if args.json:
+            problems = exc.problems if isinstance(exc, ConfigError) else [str(exc)]
+            print_json({"ok": False, "file": args.jobfile, "errors": [str(p) for p in problems]})
+        else:
+            print_error(exc)
         return EXIT_CONFIG
-    out.print(f"ok: job {prepared.job.name!r}: {_describe(prepared)}")
+    if args.json:
+        print_json(
+            {
+                "ok": True,
+                "file": args.jobfile,
+                "job": prepared.job.name,
+                "source": prepared.source_label,
+                "steps": len(prepared.stream),
+                "sink": prepared.sink_label,
+                "errors": [],
+            }
+        )
+    else:
+        out.print(f"ok: job {prepared.job.name!r}: {_describe(prepared)}")
     return 0
 
 
@@ -475,6 +541,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--quiet", "-q", action="store_true", help="only the summary")
     p.add_argument("--traceback", action="store_true", help="print the traceback of a failure")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument(
         "--resume",
         action="store_true",
@@ -507,4 +574,5 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.set_defaults(func=run)
     v = sub.add_parser("validate", help="check a job file without running it")
     v.add_argument("jobfile")
+    v.add_argument("--json", action="store_true", help="print the outcome as JSON")
     v.set_defaults(func=validate)
