@@ -28,10 +28,10 @@ print(wd.path, flush=True)
 if sys.argv[2:] == ["fork"]:  # a child that outlives us, like a process-pool worker
     pid = os.fork()
     if pid == 0:  # fork's at-fork hooks have run by now
-        print("child", flush=True)
+        os.write(1, b"child\\n")  # one write: print may write the newline apart
         sys.stdin.readline()
         os._exit(0)
-    print(pid, flush=True)
+    os.write(1, b"%d\\n" % pid)
 sys.stdin.readline()  # until told to close
 wd.close()
 print("closed", flush=True)
