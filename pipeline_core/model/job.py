@@ -128,8 +128,12 @@ class JobConfig:
     backpressure: BackpressureStrategy = BackpressureStrategy.BUFFER
     #: Records the buffer between source and pipeline holds before backpressure applies.
     buffer_size: int = attrs.field(default=10_000, validator=_positive)
-    source_batch_size: int = attrs.field(default=256, validator=_positive)
-    sink_batch_size: int = attrs.field(default=256, validator=_positive)
+    #: Records per batch read from the source; None = what the source prefers (its
+    #: ``preferred_batch_size``), else 256.
+    source_batch_size: int | None = attrs.field(default=None, validator=_positive)
+    #: Records per sink ``write``: while more input is waiting, output is coalesced until
+    #: this many records are held; None = what the sink prefers, else 256.
+    sink_batch_size: int | None = attrs.field(default=None, validator=_positive)
     #: Worker processes for steps marked ``cpu=True`` (1 = run them in the event loop).
     parallelism: int = attrs.field(default=1, validator=_positive)
     max_retry_times: int = attrs.field(default=0, validator=_non_negative)

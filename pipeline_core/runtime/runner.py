@@ -29,7 +29,7 @@ from pipeline_core.checkpoint.repository import CheckpointInfo, CheckpointReposi
 from pipeline_core.checkpoint.storage import CheckpointStorage
 from pipeline_core.config.secrets import redact
 from pipeline_core.errors import ConfigError
-from pipeline_core.io import FailedRecord, RuntimeContext, Sink, Source
+from pipeline_core.io import DEFAULT_BATCH_SIZE, FailedRecord, RuntimeContext, Sink, Source
 from pipeline_core.plugins.manager import Plugins, load_plugins
 from pipeline_core.runtime.buffer import BatchBuffer, PositionOnly
 from pipeline_core.runtime.control import ExecutionControl
@@ -76,6 +76,11 @@ async def _apply(
     return records
 
 
+def batch_size(configured: int | None, component: Source[Any] | Sink[Any]) -> int:
+    """The job's setting, else what the component prefers, else the default."""
+    return configured or component.preferred_batch_size or DEFAULT_BATCH_SIZE
+
+
 class _Execution:
     """State of one running execution; lives only inside :func:`execute`."""
 
@@ -102,7 +107,9 @@ class _Execution:
         self.last_position: dict[str, Any] | None = None
         self.coordinator: CheckpointCoordinator | None = None
         self.written_at_checkpoint = 0
-        capacity = max(1, cfg.buffer_size // cfg.source_batch_size)
+        self.source_batch = batch_size(cfg.source_batch_size, source)
+        self.sink_batch = batch_size(cfg.sink_batch_size, sink)
+        capacity = max(1, cfg.buffer_size // self.source_batch)
         metrics.buffer_capacity_batches = capacity
         self.buffer = BatchBuffer(capacity, cfg.backpressure, metrics)
 
@@ -154,7 +161,7 @@ class _Execution:
 
     async def process(self) -> None:
         """Take batches from the buffer until the end of input."""
-        sink_batch = self.cfg.sink_batch_size
+        sink_batch = self.sink_batch
         operators, errors, buffer = self.operators, self.errors, self.buffer
         while True:
             if self.pending and not len(buffer):
@@ -404,10 +411,12 @@ async def execute(
     status, error, stopped = ExecutionStatus.FAILED, None, False
     tasks: list[asyncio.Task[None]] = []
     try:
-        await sink.open(ctx(prepared.sink_label, cfg.sink_batch_size))
+        await sink.open(ctx(prepared.sink_label, run.sink_batch))
         opened.append(sink)
         if dead_letter is not None:
-            await dead_letter.open(ctx("dead_letter sink", cfg.sink_batch_size))
+            await dead_letter.open(
+                ctx("dead_letter sink", batch_size(cfg.sink_batch_size, dead_letter))
+            )
             opened.append(dead_letter)
         restore = checkpointing.restore_from if checkpointing else None
         if (
@@ -433,7 +442,7 @@ async def execute(
                 # an execution's counts span its attempts (not another execution's)
                 metrics.before = dict(restore.state_data.get("counts") or {})
         opened.append(source)  # close() is idempotent, so close it even if open() failed
-        await source.open(ctx(prepared.source_label, cfg.source_batch_size), restored_position)
+        await source.open(ctx(prepared.source_label, run.source_batch), restored_position)
         run.last_position = restored_position
         events.job_started()
         tasks.append(asyncio.create_task(run.pump(), name=f"{job.name}:{execution_id}:source"))

@@ -111,7 +111,8 @@ def test_config_rows_override_typed(store: MetadataStore) -> None:
     assert job.config.dead_letter is not None and job.config.dead_letter.type == "file"
     assert job.config.on_error.value == "skip"  # from the definition, not overridden
     reg.unset_config("orders", "source.batch.size")
-    assert reg.get("orders").to_job().config.source_batch_size == 256
+    # back to the default: what the source prefers
+    assert reg.get("orders").to_job().config.source_batch_size is None
 
 
 def test_config_rows_are_validated(store: MetadataStore) -> None:

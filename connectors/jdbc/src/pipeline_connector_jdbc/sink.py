@@ -69,6 +69,9 @@ _TAGS = ("_pipeline_job", "_pipeline_execution", "_pipeline_checkpoint")
 class JdbcSink(Sink[JdbcSinkConfig]):
     type_name = "jdbc"
     config_cls = JdbcSinkConfig
+    #: Rows per write unless the job sets sink_batch_size: each write is a trip to the
+    #: database thread and a COPY chunk or a multi-row INSERT (docs/benchmarks.md).
+    preferred_batch_size = 1000
 
     def __init__(self, config: JdbcSinkConfig) -> None:
         super().__init__(config)

@@ -57,6 +57,9 @@ class JdbcSource(Source[JdbcSourceConfig]):
 
     type_name = "jdbc"
     config_cls = JdbcSourceConfig
+    #: Rows per batch unless the job sets source_batch_size: rows arrive fetch_size at a
+    #: time, and fewer, larger batches cost less per row (docs/benchmarks.md, SQL_TASK).
+    preferred_batch_size = 1000
 
     MAX_RETRIES = 3
 
