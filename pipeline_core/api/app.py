@@ -40,6 +40,7 @@ from pipeline_core.api.schemas import (
     execution_doc,
     job_definition_input,
     job_doc,
+    page_doc,
     schedule_doc,
     schedule_input,
 )
@@ -53,6 +54,7 @@ from pipeline_core.model.steps import STEP_TYPES
 from pipeline_core.plugins.manager import Plugins
 from pipeline_core.runtime.lifecycle import ACTIVE
 from pipeline_core.runtime.result import ExecutionStatus
+from pipeline_core.store.listing import NEVER_RUN, Listing
 
 if TYPE_CHECKING:
     from pipeline_core.service import PipelineService
@@ -101,6 +103,49 @@ async def _body(request: Request) -> Any:
         raise ApiError(400, "invalid_body", str(exc)) from None
 
 
+def _int_query(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, "invalid_query", f"{name} must be an integer") from None
+    if not low <= value <= high:
+        raise ApiError(400, "invalid_query", f"{name} must be between {low} and {high}")
+    return value
+
+
+def _paging(request: Request, default: int, maximum: int) -> dict[str, int]:
+    return {
+        "limit": _int_query(request, "limit", default, 1, maximum),
+        "offset": _int_query(request, "offset", 0, 0, MAX_OFFSET),
+    }
+
+
+def _choice(request: Request, name: str, allowed: list[str]) -> str | None:
+    value = request.query_params.get(name)
+    if value is not None and value not in allowed:
+        raise ApiError(400, "invalid_query", f"{name} must be one of {', '.join(allowed)}")
+    return value
+
+
+def _paging_query(default: int, maximum: int) -> tuple[tuple[str, dict[str, Any], str], ...]:
+    """The ``limit`` and ``offset`` parameters, as strict as :func:`_paging`."""
+    return (
+        (
+            "limit",
+            {"type": "integer", "minimum": 1, "maximum": maximum},
+            f"at most this many (1-{maximum}, default {default})",
+        ),
+        (
+            "offset",
+            {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET},
+            "skip this many (default 0); the answer's total says how many match",
+        ),
+    )
+
+
 async def _object_body(request: Request, what: str) -> dict[str, Any]:
     data = await _body(request)
     if not isinstance(data, dict):
@@ -116,6 +161,7 @@ class Api:
         self.store = service.store
         self.metrics = metrics
         self.tokens = tokens
+        self.listing = Listing(service.store.engine)
 
     # --- helpers -----------------------------------------------------------------------
 
@@ -145,10 +191,20 @@ class Api:
     # --- jobs ----------------------------------------------------------------------------
 
     async def list_jobs(self, request: Request) -> Response:
-        def read() -> list[Any]:
-            return [self._job_doc(d.job_name) for d in self.store.registry.list_all()]
-
-        return _json(await run_in_threadpool(read))
+        paging = _paging(request, 50, 500)
+        enabled = _choice(request, "enabled", ["true", "false"])
+        search = request.query_params.get("q")
+        page = await run_in_threadpool(
+            functools.partial(
+                self.listing.jobs,
+                **paging,
+                search=search.replace("\x00", "") if search else None,
+                job_type=_choice(request, "type", JOB_TYPES),
+                enabled=None if enabled is None else enabled == "true",
+                last_status=_choice(request, "last_status", [*ExecutionStatus, NEVER_RUN]),
+            )
+        )
+        return _json(page_doc(page, lambda j: job_doc(j, j.schedule, j.last)))
 
     async def create_job(self, request: Request) -> Response:
         data = await _object_body(request, "a job definition")
@@ -184,12 +240,20 @@ class Api:
         return _json(await run_in_threadpool(self._job_doc, name, detail=True))
 
     async def versions(self, request: Request) -> Response:
-        rows = await run_in_threadpool(self.store.registry.versions, request.path_params["name"])
+        page = await run_in_threadpool(
+            functools.partial(
+                self.listing.versions, request.path_params["name"], **_paging(request, 100, 1000)
+            )
+        )
         return _json(
-            [
-                {"version": v, "create_time": t.isoformat() + "+00:00", "created_by": who}
-                for v, t, who in rows
-            ]
+            page_doc(
+                page,
+                lambda v: {
+                    "version": v.version,
+                    "create_time": v.create_time.isoformat() + "+00:00",
+                    "created_by": v.created_by,
+                },
+            )
         )
 
     async def version(self, request: Request) -> Response:
@@ -236,24 +300,17 @@ class Api:
     # --- executions ------------------------------------------------------------------------
 
     async def list_executions(self, request: Request) -> Response:
-        q = request.query_params
-        status = q.get("status")
-        if status is not None and status not in ExecutionStatus.__members__:
-            raise ApiError(
-                400, "invalid_query", f"status must be one of {', '.join(ExecutionStatus)}"
+        page = await run_in_threadpool(
+            functools.partial(
+                self.listing.executions,
+                **_paging(request, 50, 1000),
+                job=request.query_params.get("job"),
+                status=_choice(request, "status", list(ExecutionStatus)),
             )
-        try:
-            limit = int(q.get("limit", "50"))
-        except ValueError:
-            raise ApiError(400, "invalid_query", "limit must be an integer") from None
-        if not 1 <= limit <= 1000:
-            raise ApiError(400, "invalid_query", "limit must be between 1 and 1000")
-
-        def read() -> list[Any]:
-            rows = self.store.executions.query(job=q.get("job"), status=status, limit=limit)
-            return [execution_doc(r, throughput=self._throughput(r.execution_id)) for r in rows]
-
-        return _json(await run_in_threadpool(read))
+        )
+        return _json(
+            page_doc(page, lambda r: execution_doc(r, throughput=self._throughput(r.execution_id)))
+        )
 
     async def get_execution(self, request: Request) -> Response:
         # stack traces name code paths and values: only for admins
@@ -303,17 +360,12 @@ class Api:
         return await self._act(request, "savepoint")
 
     async def checkpoints(self, request: Request) -> Response:
-        eid = request.path_params["id"]
-
-        def read() -> list[Any]:
-            record = self.store.executions.get(eid)
-            return [
-                checkpoint_doc(c)
-                for c in self.store.checkpoints.list(record.job_name)
-                if c.execution_id == eid
-            ]
-
-        return _json(await run_in_threadpool(read))
+        page = await run_in_threadpool(
+            functools.partial(
+                self.listing.checkpoints, request.path_params["id"], **_paging(request, 100, 1000)
+            )
+        )
+        return _json(page_doc(page, checkpoint_doc))
 
     # --- the rest --------------------------------------------------------------------------
 
@@ -379,12 +431,33 @@ class Api:
 
 
 MAX_VERSION = 2**31 - 1
+MAX_OFFSET = 2**31 - 1
+JOB_TYPES = ["STREAMING", "BATCH_ROLLER", "SQL_TASK"]
 _NAME = "/api/jobs/{name}"
 _EXEC = "/api/executions/{id}"
 _E404 = (404,)
 
 ROUTES: list[ApiRoute] = [
-    ApiRoute("GET", "/api/jobs", Api.list_jobs, "List jobs", "read", response="[Job]"),
+    ApiRoute(
+        "GET",
+        "/api/jobs",
+        Api.list_jobs,
+        "Jobs by name, a page at a time (no definitions: see the job's own route)",
+        "read",
+        response="JobPage",
+        errors=(400,),
+        query=(
+            *_paging_query(50, 500),
+            ("q", {"type": "string"}, "a part of the name or description (any case)"),
+            ("type", {"type": "string", "enum": JOB_TYPES}, "only this job type"),
+            ("enabled", {"type": "string", "enum": ["true", "false"]}, "only enabled or disabled"),
+            (
+                "last_status",
+                {"type": "string", "enum": [*ExecutionStatus, NEVER_RUN]},
+                "only jobs whose newest execution has this status (NEVER: never ran)",
+            ),
+        ),
+    ),
     ApiRoute(
         "POST",
         "/api/jobs",
@@ -419,10 +492,11 @@ ROUTES: list[ApiRoute] = [
         "GET",
         f"{_NAME}/versions",
         Api.versions,
-        "A job's versions",
+        "A job's versions, newest first",
         "read",
-        response="[Version]",
-        errors=_E404,
+        response="VersionPage",
+        errors=(400, 404),
+        query=_paging_query(100, 1000),
     ),
     ApiRoute(
         "GET",
@@ -489,16 +563,12 @@ ROUTES: list[ApiRoute] = [
         Api.list_executions,
         "Executions, newest first",
         "read",
-        response="[Execution]",
+        response="ExecutionPage",
         errors=(400,),
         query=(
             ("job", {"type": "string"}, "only this job"),
             ("status", {"type": "string", "enum": list(ExecutionStatus)}, "only this status"),
-            (
-                "limit",
-                {"type": "integer", "minimum": 1, "maximum": 1000},
-                "at most this many (1-1000, default 50)",
-            ),
+            *_paging_query(50, 1000),
         ),
     ),
     ApiRoute(
@@ -565,10 +635,11 @@ ROUTES: list[ApiRoute] = [
         "GET",
         f"{_EXEC}/checkpoints",
         Api.checkpoints,
-        "An execution's checkpoints",
+        "An execution's checkpoints and savepoints, oldest first",
         "read",
-        response="[Checkpoint]",
-        errors=_E404,
+        response="CheckpointPage",
+        errors=(400, 404),
+        query=_paging_query(100, 1000),
     ),
     ApiRoute(
         "GET",

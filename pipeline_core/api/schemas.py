@@ -12,6 +12,7 @@ from pipeline_core.checkpoint.repository import CheckpointInfo
 from pipeline_core.model.cron import time_zones
 from pipeline_core.model.names import NAME_PATTERN
 from pipeline_core.store.executions import AttemptRecord, ExecutionRecord, Transition
+from pipeline_core.store.listing import JobSummary, LastExecution, Page
 from pipeline_core.store.registry import JobDefinition
 from pipeline_core.store.schedules import ScheduleRecord
 
@@ -21,6 +22,7 @@ __all__ = [
     "execution_doc",
     "job_definition_input",
     "job_doc",
+    "page_doc",
     "schedule_doc",
     "schedule_input",
 ]
@@ -182,6 +184,29 @@ SCHEMAS: dict[str, Any] = {
     "Health": _object({"status": _STR, "instance": _STR, "database": _STR, "running": _INT}),
 }
 
+#: the paged lists: ``{"items": [...], "total": n, "limit": l, "offset": o}``
+PAGES = {"JobPage": "Job", "ExecutionPage": "Execution", "VersionPage": "Version"}
+PAGES["CheckpointPage"] = "Checkpoint"
+for _page, _item in PAGES.items():
+    SCHEMAS[_page] = _object(
+        {
+            "items": {"type": "array", "items": _ref(_item)},
+            "total": {"type": "integer", "minimum": 0},
+            "limit": {"type": "integer", "minimum": 1},
+            "offset": {"type": "integer", "minimum": 0},
+        }
+    )
+
+
+def page_doc(page: Page[Any], doc: Any) -> dict[str, Any]:
+    """A page of a list, each item turned into its document by ``doc``."""
+    return {
+        "items": [doc(i) for i in page.items],
+        "total": page.total,
+        "limit": page.limit,
+        "offset": page.offset,
+    }
+
 
 def schedule_input() -> dict[str, Any]:
     """What ``PUT …/schedule`` (and a definition's ``schedule``) accepts: one variant per
@@ -286,9 +311,9 @@ def schedule_doc(record: ScheduleRecord | None) -> dict[str, Any] | None:
 
 
 def job_doc(
-    d: JobDefinition,
+    d: JobDefinition | JobSummary,
     schedule: ScheduleRecord | None,
-    last: ExecutionRecord | None,
+    last: ExecutionRecord | LastExecution | None,
     *,
     detail: bool = False,
 ) -> dict[str, Any]:
@@ -313,6 +338,7 @@ def job_doc(
         },
     }
     if detail:
+        assert isinstance(d, JobDefinition)
         # as stored: secrets stay ${env:…} references, never resolved values
         doc["dag_definition"] = d.dag_definition
         doc["config_overrides"] = d.config

@@ -68,7 +68,7 @@ async def test_job_routes(live: Live) -> None:
             "/api/jobs", content=b"{nope", headers={"Content-Type": "application/json"}
         )
         assert r.status_code == 400 and r.json()["error"] == "invalid_body"
-        names = [j["name"] for j in (await c.get("/api/jobs")).json()]
+        names = [j["name"] for j in (await c.get("/api/jobs")).json()["items"]]
         assert names == ["alpha", "beta"]
         assert (await c.get("/api/jobs/nope")).json()["error"] == "job_not_found"
         assert (await c.get("/api/jobs/nope")).status_code == 404
@@ -76,7 +76,9 @@ async def test_job_routes(live: Live) -> None:
         assert r.status_code == 200 and r.json()["version"] == 2
         r = await c.put("/api/jobs/alpha", json=counter("other"))
         assert r.status_code == 400
-        assert [v["version"] for v in (await c.get("/api/jobs/alpha/versions")).json()] == [1, 2]
+        versions = (await c.get("/api/jobs/alpha/versions")).json()
+        assert [v["version"] for v in versions["items"]] == [2, 1] and versions["total"] == 2
+        assert (await c.get("/api/jobs/nope/versions")).status_code == 404
         v1 = (await c.get("/api/jobs/alpha/versions/1")).json()
         assert v1["version"] == 1 and v1["dag_definition"]["source"]["config"]["count"] == 50
         assert (await c.get("/api/jobs/alpha/versions/9")).status_code == 404
@@ -147,7 +149,7 @@ async def test_start_execution_and_control_routes(live: Live) -> None:
         assert (await c.post(f"/api/executions/{slow}/savepoint", json={})).status_code == 400
 
         async def savepoint() -> bool:
-            cps = (await c.get(f"/api/executions/{slow}/checkpoints")).json()
+            cps = (await c.get(f"/api/executions/{slow}/checkpoints")).json()["items"]
             return any(cp["savepoint_name"] == "sp-1" and cp["status"] == "COMPLETED" for cp in cps)
 
         await live.wait(savepoint, what="the savepoint")
@@ -158,16 +160,67 @@ async def test_start_execution_and_control_routes(live: Live) -> None:
 
         await live.wait(cancelled, what="CANCELLED")
         assert (await c.post(f"/api/executions/{slow}/cancel")).status_code == 409
-        listed = (await c.get("/api/executions", params={"job": "slow"})).json()
+        listed = (await c.get("/api/executions", params={"job": "slow"})).json()["items"]
         # the refused second start is on record as a skipped execution
         assert [x["execution_id"] for x in listed][1] == slow
         assert "skipped" in listed[0]["error_message"] and listed[0]["status"] == "CANCELLED"
-        done_ = (await c.get("/api/executions", params={"status": "COMPLETED"})).json()
+        done_ = (await c.get("/api/executions", params={"status": "COMPLETED"})).json()["items"]
         assert [x["execution_id"] for x in done_] == [quick]
         assert (await c.get("/api/executions", params={"status": "NOPE"})).status_code == 400
         assert (await c.get("/api/executions", params={"limit": "x"})).status_code == 400
         assert (await c.get("/api/executions/nope")).status_code == 404
         assert (await c.get("/api/executions/nope/checkpoints")).status_code == 404
+        cps = (await c.get(f"/api/executions/{quick}/checkpoints")).json()
+        assert cps["total"] == len(cps["items"]) >= 1
+        assert [cp["checkpoint_id"] for cp in cps["items"]] == sorted(
+            cp["checkpoint_id"] for cp in cps["items"]
+        )
+        page = (await c.get(f"/api/executions/{quick}/checkpoints", params={"offset": 99})).json()
+        assert page["items"] == [] and page["total"] == cps["total"]
+
+
+async def test_list_routes_are_paged_and_filtered(live: Live) -> None:
+    """Every list answers {items, total, limit, offset}; the job list searches names and
+    descriptions, filters by type, enabled and last status, and carries no definition."""
+    async with live.client() as c:
+        for n in range(7):
+            job = counter(f"page-{n}", count=5)
+            job["description"] = "the Nightly load" if n % 3 == 0 else None
+            assert (await c.post("/api/jobs", json=job)).status_code == 201
+        await c.post("/api/jobs/page-1/disable")
+        eid = (await c.post("/api/jobs/page-2/start")).json()["execution_id"]
+
+        async def done() -> bool:
+            return (await c.get(f"/api/executions/{eid}")).json()["status"] == "COMPLETED"
+
+        await live.wait(done, what="COMPLETED")
+
+        async def names(**params: Any) -> tuple[list[str], int]:
+            r = await c.get("/api/jobs", params=params)
+            assert r.status_code == 200, r.text
+            body = r.json()
+            assert "dag_definition" not in str(body)
+            return [j["name"] for j in body["items"]], body["total"]
+
+        assert await names(limit=3) == (["page-0", "page-1", "page-2"], 7)
+        assert await names(limit=3, offset=6) == (["page-6"], 7)
+        assert await names(limit=3, offset=7) == ([], 7)
+        assert await names(q="NIGHTLY") == (["page-0", "page-3", "page-6"], 3)
+        assert await names(q="-5") == (["page-5"], 1)
+        assert await names(q="%") == ([], 0)  # a LIKE wildcard is a plain character
+        assert await names(enabled="false") == (["page-1"], 1)
+        assert await names(last_status="COMPLETED") == (["page-2"], 1)
+        assert (await names(last_status="NEVER"))[1] == 6
+        assert await names(type="SQL_TASK") == ([], 0)
+        for bad in ({"limit": 0}, {"limit": 501}, {"offset": -1}, {"enabled": "yes"}):
+            r = await c.get("/api/jobs", params=bad)
+            assert r.status_code == 400 and r.json()["error"] == "invalid_query", bad
+        job = (await c.get("/api/jobs", params={"q": "page-2"})).json()["items"][0]
+        assert job["last_execution"]["execution_id"] == eid
+        first = (await c.get("/api/executions", params={"limit": 1})).json()
+        assert first["total"] >= 1 and [x["execution_id"] for x in first["items"]] == [eid]
+        r = await c.get("/api/executions", params={"job": "page-2", "offset": 1})
+        assert r.json() == {"items": [], "total": 1, "limit": 50, "offset": 1}
 
 
 async def test_connectors_metrics_and_openapi(live: Live) -> None:

@@ -17,7 +17,7 @@ import pytest
 from tests.api.conftest import free_port
 from tests.conftest import BIN, REPO
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = pytest.mark.timeout(420)
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
@@ -108,7 +108,7 @@ def test_schemathesis_all_checks_pass(serve: tuple[str, dict[str, str]], tmp_pat
         ],
         capture_output=True,
         text=True,
-        timeout=200,
+        timeout=360,
         env={**env, "NO_COLOR": "1"},
         cwd=tmp_path,  # schemathesis keeps a cache in .schemathesis/ of its working directory
     )

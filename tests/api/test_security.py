@@ -39,7 +39,7 @@ class Serve:
     def jobs(self, headers: dict[str, str] | None = None) -> list[str]:
         r = httpx.get(f"{self.url}/api/jobs", headers=headers or {})
         assert r.status_code == 200, r.text
-        return [j["name"] for j in r.json()]
+        return [j["name"] for j in r.json()["items"]]
 
 
 def _serve(tmp_path: Path, env: dict[str, str], *args: str) -> Iterator[Serve]:
@@ -158,7 +158,7 @@ def test_a_cross_site_request_or_a_rebound_host_changes_nothing(
         ), r.text
     assert serve.jobs(headers) == before
     executions = httpx.get(f"{serve.url}/api/executions", headers=headers).json()
-    assert executions == []
+    assert executions["items"] == [] and executions["total"] == 0
     # malformed Host headers name no allowed host either
     for host in ("localhost:1@evil.example", "[::1]evil.example", "127.0.0.1:99999", "::1"):
         r = httpx.get(f"{serve.url}/api/jobs", headers={**headers, "Host": host})
@@ -176,7 +176,7 @@ def test_a_cross_site_request_or_a_rebound_host_changes_nothing(
         headers=[("Origin", "http://evil.example"), ("Origin", own)],
     )
     assert r.status_code == 400 and r.json()["error"] == "invalid_request", r.text
-    assert httpx.get(f"{serve.url}/api/executions", headers=headers).json() == []
+    assert httpx.get(f"{serve.url}/api/executions", headers=headers).json()["total"] == 0
     # a rebound page cannot read either
     r = httpx.get(f"{serve.url}/api/jobs", headers={**headers, "Host": "evil.example"})
     assert r.status_code == 400 and r.json()["error"] == "host_not_allowed"

@@ -323,7 +323,7 @@ def test_serve_never_shows_a_resolved_secret(
         r = reader.get(path)
         assert r.status_code == 200, (path, r.text)
         shown.append(r.text)
-    checkpoints = reader.get(f"/api/executions/{eids['ok']}/checkpoints").json()
+    checkpoints = reader.get(f"/api/executions/{eids['ok']}/checkpoints").json()["items"]
     assert checkpoints and "${env:SECRET_DIR}/a.jsonl" in str(checkpoints)
 
     for text, where in (
