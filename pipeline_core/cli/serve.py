@@ -49,7 +49,7 @@ async def _serve(args: argparse.Namespace) -> int:
             f"{len(report.unchanged)} unchanged",
             soft_wrap=True,
         )
-        base_dir = args.jobs
+        base_dir = await asyncio.to_thread(os.path.abspath, args.jobs)  # workers resolve from it
     service = PipelineService(
         store,
         plugins,

@@ -1,7 +1,8 @@
 """Turning a PipelineJob into something runnable — where every config mistake surfaces.
 
 ``prepare`` resolves component types through the plugin registries, structures (and so
-validates) their configs, imports step functions and builds the Stream, collecting every
+validates) their configs — relative paths joined to the job file's folder first
+(``config/paths.py``) — imports step functions and builds the Stream, collecting every
 problem into one ConfigError before anything runs.
 
 Secret references are resolved only where the job runs: by default ``prepare`` checks
@@ -18,6 +19,7 @@ from typing import Any
 
 import attrs
 
+from pipeline_core.config.paths import resolve_paths
 from pipeline_core.config.secrets import check_references, structure_config, validate_config
 from pipeline_core.errors import ConfigError, PluginError, Problem
 from pipeline_core.io import Sink, Source
@@ -75,13 +77,14 @@ def _factory(
         raise ConfigError(
             Problem(f"{cls!r} is not a {base.__name__}", job=job.name, component=label)
         )
+    raw = resolve_paths(spec.config, cls.config_cls, job.base_dir)
     if resolve_secrets:
-        config = structure_config(spec.config, cls.config_cls, job=job.name, component=label)
+        config = structure_config(raw, cls.config_cls, job=job.name, component=label)
         return (lambda: cls(config)), label
-    validate_config(spec.config, cls.config_cls, job=job.name, component=label)
+    validate_config(raw, cls.config_cls, job=job.name, component=label)
 
     def make() -> Any:  # in the execution: resolves the references (ConfigError if not)
-        return cls(structure_config(spec.config, cls.config_cls, job=job.name, component=label))
+        return cls(structure_config(raw, cls.config_cls, job=job.name, component=label))
 
     return make, label
 

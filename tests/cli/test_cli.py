@@ -42,6 +42,26 @@ def test_quickstart_job_runs_end_to_end(tmp_path: Path) -> None:
     assert "output: dead_letter sink: 1 file in examples/output/dead-letter/" in proc.stdout
 
 
+def test_relative_paths_resolve_from_the_job_file_wherever_it_runs(tmp_path: Path) -> None:
+    """docs/cli.md, "Relative paths": data and functions alike, from the job's folder."""
+    shutil.copytree(
+        REPO / "examples", tmp_path / "examples", ignore=shutil.ignore_patterns("output")
+    )
+    inside = pipeline_run("run", "--no-progress", "quickstart.yaml", cwd=tmp_path / "examples")
+    assert inside.returncode == 0, inside.stderr
+    assert "output: sink (file): 4 files in output/orders/" in inside.stdout
+    assert not (tmp_path / "examples/examples").exists()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    job = str(tmp_path / "examples/quickstart.yaml")
+    proc = pipeline_run("run", "--no-progress", "--json", job, cwd=elsewhere)
+    assert proc.returncode == 0, proc.stderr
+    assert orjson.loads(proc.stdout)["records_read"] == 4998
+    assert [p.name for p in elsewhere.iterdir()] == [".pipeline"]  # only the metadata
+    parts = list((tmp_path / "examples/output/orders").iterdir())
+    assert len(parts) == 8  # both runs wrote next to the job file
+
+
 def test_bad_job_prints_one_line_per_problem_and_exits_2(tmp_path: Path) -> None:
     (tmp_path / "job.yaml").write_text(
         "name: broken\n"

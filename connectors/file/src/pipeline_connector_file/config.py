@@ -30,8 +30,9 @@ class FileSourceConfig:
     Files are read in sorted path order; ``.gz`` files are decompressed transparently.
     """
 
-    #: A file, a glob (``data/*.jsonl``) or a directory; or a list of them.
-    path: str | list[str]
+    #: A file, a glob (``data/*.jsonl``) or a directory; or a list of them. Relative to
+    #: the job file's folder.
+    path: str | list[str] = attrs.field(metadata={"path": True})
     #: ``jsonl`` | ``csv`` | ``text``; default: from the extension (.jsonl/.ndjson/.json,
     #: .csv, anything else = text).
     format: Format | None = None
@@ -62,8 +63,8 @@ class FileSinkConfig:
     half-written file and a cancelled or crashed run leaves no partial output.
     """
 
-    #: The output directory (created if missing).
-    path: str
+    #: The output directory (created if missing). Relative to the job file's folder.
+    path: str = attrs.field(metadata={"path": True})
     format: Literal["jsonl", "csv"] = "jsonl"
     #: File names are ``{prefix}-{run}-{index:05d}.{format}[.gz]``.
     prefix: str = "part"

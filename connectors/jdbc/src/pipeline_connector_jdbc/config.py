@@ -29,8 +29,9 @@ def _url(_i: Any, attr: attrs.Attribute[Any], value: str) -> None:
 class JdbcSourceConfig:
     """Read a table page by page (BATCH_ROLLER) or stream one query (SQL_TASK)."""
 
-    #: SQLAlchemy URL; credentials as ``${env:NAME}`` references.
-    url: str = attrs.field(validator=_url, repr=False)
+    #: SQLAlchemy URL; credentials as ``${env:NAME}`` references. A relative SQLite file
+    #: (``sqlite:///out.db``) is relative to the job file's folder.
+    url: str = attrs.field(validator=_url, repr=False, metadata={"path": "sqlite-url"})
     #: A table to read with keyset pagination on ``key`` ...
     table: str | None = None
     #: ... or one SQL query, streamed with a server-side cursor.
@@ -58,7 +59,7 @@ class JdbcSourceConfig:
 class JdbcSinkConfig:
     """Write records (dicts) into a table."""
 
-    url: str = attrs.field(validator=_url, repr=False)
+    url: str = attrs.field(validator=_url, repr=False, metadata={"path": "sqlite-url"})
     table: str
     schema: str | None = None
     #: ``append`` | ``upsert`` (insert or update on ``key``) | ``replace`` (load into a
