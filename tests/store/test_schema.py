@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -102,3 +104,24 @@ def test_embedded_default_is_created_on_first_use(tmp_path: Path) -> None:
     store = MetadataStore.open(url)
     assert current_revision(store.engine) == head_revision()
     store.close()
+
+
+def test_the_head_read_from_the_migration_files_is_alembics() -> None:
+    # check_schema reads the head without importing Alembic; Alembic must agree
+    from alembic.script import ScriptDirectory
+
+    from pipeline_core.store.migrate import alembic_config
+
+    assert head_revision() == ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def test_checking_the_schema_does_not_import_alembic(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'meta.db'}"
+    upgrade(make_engine(url))
+    code = (
+        "import sys; from pipeline_core.store import MetadataStore; "
+        f"MetadataStore.open({url!r}).close(); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
