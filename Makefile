@@ -13,7 +13,10 @@ $(BIN)/pipeline-run: pyproject.toml $(foreach c,$(CONNECTORS),$(c)/pyproject.tom
 	  $(foreach c,$(CONNECTORS),-e $(c)$(if $(filter connectors/jdbc,$(c)),'[mysql]'))
 	touch $@
 
+# Byte-compile the editable sources too: where PYTHONDONTWRITEBYTECODE is set (CI images
+# often do), every process would otherwise compile ~100 modules again (~0.3 s each start).
 setup: $(BIN)/pipeline-run
+	$(BIN)/python -m compileall -q pipeline_core $(foreach c,$(CONNECTORS),$(c)/src)
 
 quickstart: setup
 	$(BIN)/pipeline-run run examples/quickstart.yaml
