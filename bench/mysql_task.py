@@ -1,60 +1,56 @@
 """Benchmark: a 1,000,000-row MariaDB/MySQL table → SQL_TASK with a transform → another
-table through the jdbc sink at its defaults (LOAD DATA LOCAL INFILE), against
-hand-written PyMySQL loops doing the same work, in the same run. Each run is a fresh
-subprocess (whole process: its imports are outside the timed region, its peak RSS is
-its own).
+table through the jdbc sink (LOAD DATA LOCAL INFILE), against hand-written PyMySQL loops
+doing the same work, in the same run — whole processes, as a user runs them: the
+framework is ``pipeline-run run bench/jobs/sql_task.yaml`` at its defaults (the job file
+bench/sql_task.py runs on PostgreSQL), the loops ``python bench/mysql_task.py --child …``
+calling the same step functions (``bench/jobs/sql_fns.py``).
 
     PIPELINE_BENCH_MYSQL_URL=mysql+pymysql://root@127.0.0.1:3306/test \\
-        python bench/mysql_task.py [--rows 1000000] [--repeat 3]
+        python bench/mysql_task.py [--rows 1000000] [--repeat 5]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import statistics
-import subprocess
 import sys
-import time
+import tempfile
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
 
-from sqlalchemy.engine import make_url
+if TYPE_CHECKING:
+    from harness import Contender
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent / "jobs"))
 
 ADMIN = os.environ.get("PIPELINE_BENCH_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 DB = "pipeline_bench"
-VAT = Decimal("1.2")
 QUERY = "SELECT id, customer, amount FROM src"
 INSERT = "INSERT INTO dst_baseline (id, customer, amount, gross) VALUES (%s, %s, %s, %s)"
 
 
 def db_url() -> str:
-    return make_url(ADMIN).set(database=DB).render_as_string(hide_password=False)
+    base, _, _ = ADMIN.rpartition("/")
+    return f"{base}/{DB}"
 
 
 def connect(database: str | None = DB, **kw: Any) -> Any:
     import pymysql
 
-    u = make_url(ADMIN)
+    u = urlsplit(ADMIN)
     return pymysql.connect(
-        host=u.host or "127.0.0.1",
+        host=u.hostname or "127.0.0.1",
         port=u.port or 3306,
-        user=u.username or "root",
-        password=u.password or "",
+        user=unquote(u.username or "root"),
+        password=unquote(u.password or ""),
         database=database,
         charset="utf8mb4",
         **kw,
     )
-
-
-def keep(r: dict[str, Any]) -> bool:
-    return bool(r["amount"] >= 10)
-
-
-def gross(r: dict[str, Any]) -> dict[str, Any]:
-    r["gross"] = r["amount"] * VAT
-    return r
 
 
 def setup(rows: int) -> None:
@@ -86,6 +82,7 @@ def run_baseline(dicts: bool) -> int:
     """SSCursor (unbuffered) + executemany batches of 1,000 (PyMySQL sends each as one
     multi-row INSERT), one transaction; ``dicts``: calling the job's own dict functions."""
     import pymysql.cursors
+    from sql_fns import VAT, gross, keep
 
     src, dst = connect(), connect()
     written = 0
@@ -113,38 +110,33 @@ def run_baseline(dicts: bool) -> int:
     return written
 
 
-def run_framework() -> int:
-    from pipeline_core import PipelineJob
-    from pipeline_core.testing import run
+def contenders(workdir: Path) -> list[Contender]:
+    from harness import BIN, Contender
 
-    job = (
-        PipelineJob.builder()
-        .name("bench-mysql-task")
-        .type("SQL_TASK")
-        .source("jdbc", url=db_url(), query=QUERY)
-        .transform(lambda s: s.filter(keep).map(gross))
-        .sink("jdbc", url=db_url(), table="dst_framework")
-        .build()
-    )
-    return run(job).records_written
+    def count(table: str) -> Callable[[], int]:
+        def rows() -> int:
+            conn = connect()
+            with conn.cursor() as cur:
+                cur.execute(f"SELECT count(*) FROM {table}")
+                (n,) = cur.fetchone()
+            conn.close()
+            return int(n)
 
+        return rows
 
-def child(which: str) -> None:
-    import resource
-
-    import pymysql  # noqa: F401 - imports outside the timed region
-
-    if which == "framework":
-        import pipeline_connector_jdbc  # noqa: F401
-        import pipeline_core.testing  # noqa: F401
-    t0 = time.perf_counter()
-    if which == "framework":
-        written = run_framework()
-    else:
-        written = run_baseline(dicts=which == "baseline-dicts")
-    elapsed = time.perf_counter() - t0
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"elapsed": elapsed, "written": written, "rss_mb": rss}))
+    me = [sys.executable, __file__, "--child"]
+    return [
+        Contender("baseline", [*me, "baseline"], truncate, count("dst_baseline")),
+        Contender("baseline-dicts", [*me, "baseline-dicts"], truncate, count("dst_baseline")),
+        Contender(
+            "framework",
+            [str(BIN / "pipeline-run"), "run", str(Path(__file__).parent / "jobs/sql_task.yaml")],
+            truncate,
+            count("dst_framework"),
+            env={"PIPELINE_BENCH_DB_URL": db_url()},
+            cwd=workdir,
+        ),
+    ]
 
 
 def truncate() -> None:
@@ -155,47 +147,22 @@ def truncate() -> None:
     conn.close()
 
 
-def measure(which: str) -> dict[str, float]:
-    truncate()
-    proc = subprocess.run(
-        [sys.executable, __file__, "--child", which], check=True, capture_output=True, text=True
-    )
-    result: dict[str, float] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--child")
     args = parser.parse_args()
     if args.child:
-        child(args.child)
+        run_baseline(dicts=args.child == "baseline-dicts")
         return
+    from harness import measure, report
+
     setup(args.rows)
-    runs: dict[str, list[dict[str, float]]] = {
-        "baseline": [],
-        "baseline-dicts": [],
-        "framework": [],
-    }
-    for _ in range(args.repeat):
-        for which in runs:
-            runs[which].append(measure(which))
-    written = {r["written"] for rs in runs.values() for r in rs}
-    assert len(written) == 1, runs
-    med = {w: statistics.median(r["elapsed"] for r in rs) for w, rs in runs.items()}
     version = connect().get_server_info()
-    print(f"{args.rows:,} rows, {written.pop():,} written; server {version}")
-    for w, rs in runs.items():
-        rss = max(r["rss_mb"] for r in rs)
-        times = ", ".join(f"{r['elapsed']:.2f}" for r in rs)
-        print(
-            f"{w:14s} median {med[w]:6.2f} s {args.rows / med[w]:>10,.0f} rows/s  "
-            f"peak RSS {rss:6.1f} MB  (runs: {times})"
-        )
-    for base in ("baseline", "baseline-dicts"):
-        print(f"framework time / {base} time = {med['framework'] / med[base]:.3f}")
+    with tempfile.TemporaryDirectory(prefix="bench-mysql-") as tmp:
+        runs = measure(contenders(Path(tmp)), args.repeat)
+    print(report(f"MariaDB/MySQL {version}, {args.rows:,} rows", runs, "baseline-dicts"))
     conn = connect(database=None, autocommit=True)
     with conn.cursor() as cur:
         cur.execute(f"DROP DATABASE IF EXISTS {DB}")

@@ -1,28 +1,37 @@
 """Benchmark: a 1,000,000-row PostgreSQL table → SQL_TASK with a transform → PostgreSQL
-table through the COPY sink, against a hand-written psycopg loop (server-side cursor +
-COPY) doing the same work, in the same run. Each run is a fresh subprocess (own peak RSS).
+table through the COPY sink, against hand-written psycopg loops (server-side cursor +
+COPY) doing the same work, in the same run — whole processes, as a user runs them:
+
+- **framework**: ``pipeline-run run bench/jobs/sql_task.yaml`` (recorded, SQLite metadata,
+  default settings; the job file names only the source, the two steps and the sink);
+- **baseline-dicts**: ``python bench/sql_task.py --child baseline-dicts``, the loop calling
+  the job's own step functions (``bench/jobs/sql_fns.py``), which take dict records;
+- **baseline**: the tightest loop — tuples, the transform inlined.
 
     PIPELINE_BENCH_PG_URL=postgresql+psycopg://postgres@127.0.0.1:5432/postgres \\
-        python bench/sql_task.py [--rows 1000000] [--repeat 3]
+        python bench/sql_task.py [--rows 1000000] [--repeat 5]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import statistics
-import subprocess
 import sys
-import time
-from decimal import Decimal
-from typing import Any
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from harness import Contender
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent / "jobs"))
 
 ADMIN = os.environ.get(
     "PIPELINE_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 DB = "pipeline_bench"
-VAT = Decimal("1.2")
 QUERY = "SELECT id, customer, amount FROM src"
 
 
@@ -33,15 +42,6 @@ def libpq(url: str) -> str:
 def db_url() -> str:
     base, _, _ = ADMIN.rpartition("/")
     return f"{base}/{DB}"
-
-
-def keep(r: dict[str, Any]) -> bool:
-    return bool(r["amount"] >= 10)
-
-
-def gross(r: dict[str, Any]) -> dict[str, Any]:
-    r["gross"] = r["amount"] * VAT
-    return r
 
 
 def setup(rows: int) -> None:
@@ -67,11 +67,11 @@ def setup(rows: int) -> None:
         conn.execute("ANALYZE src")
 
 
-def run_baseline_dicts() -> int:
+def run_baseline_dicts() -> None:
     """The hand-written loop with the job's own transform functions, which take dicts."""
     import psycopg
+    from sql_fns import gross, keep
 
-    written = 0
     cols = ("id", "customer", "amount")
     with psycopg.connect(libpq(db_url())) as src, psycopg.connect(libpq(db_url())) as dst:
         with src.cursor(name="bench") as cur, dst.cursor() as out:
@@ -83,16 +83,14 @@ def run_baseline_dicts() -> int:
                     if keep(r):
                         r = gross(r)
                         copy.write_row((r["id"], r["customer"], r["amount"], r["gross"]))
-                        written += 1
         dst.commit()
-    return written
 
 
-def run_baseline() -> int:
+def run_baseline() -> None:
     """The tightest hand-written loop: tuples, the transform inlined."""
     import psycopg
+    from sql_fns import VAT
 
-    written = 0
     with psycopg.connect(libpq(db_url())) as src, psycopg.connect(libpq(db_url())) as dst:
         with src.cursor(name="bench") as cur, dst.cursor() as out:
             cur.itersize = 5000
@@ -101,92 +99,63 @@ def run_baseline() -> int:
                 for id_, customer, amount in cur:
                     if amount >= 10:
                         copy.write_row((id_, customer, amount, amount * VAT))
-                        written += 1
         dst.commit()
-    return written
 
 
-def run_framework() -> int:
-    from pipeline_core import PipelineJob
-    from pipeline_core.testing import run
-
-    job = (
-        PipelineJob.builder()
-        .name("bench-sql-task")
-        .type("SQL_TASK")
-        .source("jdbc", url=db_url(), query=QUERY, fetch_size=5000)
-        .transform(lambda s: s.filter(keep).map(gross))
-        .sink("jdbc", url=db_url(), table="dst_framework", copy=True)
-        .config(source_batch_size=1000, sink_batch_size=1000)
-        .build()
-    )
-    return run(job).records_written
-
-
-def child(which: str) -> None:
-    import resource
-
-    if which == "framework":
-        import pipeline_connector_jdbc  # noqa: F401 - imports outside the timed region
-        import pipeline_core.testing  # noqa: F401
-    t0 = time.perf_counter()
-    fn = {"baseline": run_baseline, "baseline-dicts": run_baseline_dicts}.get(which, run_framework)
-    written = fn()
-    elapsed = time.perf_counter() - t0
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"elapsed": elapsed, "written": written, "rss_mb": rss}))
-
-
-def truncate() -> None:
+def sql(statement: str) -> int:
     import psycopg
 
     with psycopg.connect(libpq(db_url()), autocommit=True) as conn:
-        conn.execute("TRUNCATE dst_baseline, dst_framework")
+        cur = conn.execute(statement)
+        row = cur.fetchone() if cur.description else None
+    return int(row[0]) if row else 0
 
 
-def measure(which: str) -> dict[str, float]:
-    truncate()
-    proc = subprocess.run(
-        [sys.executable, __file__, "--child", which], check=True, capture_output=True, text=True
-    )
-    result: dict[str, float] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result
+def contenders(workdir: Path) -> list[Contender]:
+    from harness import BIN, Contender
+
+    def truncate() -> None:
+        sql("TRUNCATE dst_baseline, dst_framework")
+
+    def count(table: str) -> Callable[[], int]:
+        return lambda: sql(f"SELECT count(*) FROM {table}")
+
+    me = [sys.executable, __file__, "--child"]
+    return [
+        Contender("baseline", [*me, "baseline"], truncate, count("dst_baseline")),
+        Contender("baseline-dicts", [*me, "baseline-dicts"], truncate, count("dst_baseline")),
+        Contender(
+            "framework",
+            [str(BIN / "pipeline-run"), "run", str(Path(__file__).parent / "jobs/sql_task.yaml")],
+            truncate,
+            count("dst_framework"),
+            env={"PIPELINE_BENCH_DB_URL": db_url()},
+            cwd=workdir,
+        ),
+    ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--child")
     args = parser.parse_args()
     if args.child:
-        child(args.child)
+        {"baseline": run_baseline, "baseline-dicts": run_baseline_dicts}[args.child]()
         return
+    from harness import measure, report
+
     setup(args.rows)
-    runs: dict[str, list[dict[str, float]]] = {
-        "baseline": [],
-        "baseline-dicts": [],
-        "framework": [],
-    }
-    for _ in range(args.repeat):
-        for which in runs:
-            runs[which].append(measure(which))
-    written = {r["written"] for rs in runs.values() for r in rs}
-    assert len(written) == 1, runs
-    med = {w: statistics.median(r["elapsed"] for r in rs) for w, rs in runs.items()}
+    with tempfile.TemporaryDirectory(prefix="bench-sql-") as tmp:
+        runs = measure(contenders(Path(tmp)), args.repeat)
     print(
-        f"{args.rows:,} rows, {written.pop():,} written; "
-        f"PostgreSQL at {db_url().rsplit('@', 1)[-1]}"
-    )
-    for w, rs in runs.items():
-        rss = max(r["rss_mb"] for r in rs)
-        times = ", ".join(f"{r['elapsed']:.2f}" for r in rs)
-        print(
-            f"{w:14s} median {med[w]:6.2f} s {args.rows / med[w]:>10,.0f} rows/s  "
-            f"peak RSS {rss:6.1f} MB  (runs: {times})"
+        report(
+            f"PostgreSQL at {db_url().rsplit('@', 1)[-1]}, {args.rows:,} rows",
+            runs,
+            "baseline-dicts",
         )
-    for base in ("baseline", "baseline-dicts"):
-        print(f"framework time / {base} time = {med['framework'] / med[base]:.3f}")
+    )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,125 @@
+"""Whole-process A/B measurement, as a user meets it.
+
+Each contender is a command (``pipeline-run run job.yaml``, ``python loop.py``): it is
+started as a fresh process, so its time includes the interpreter's start-up and its
+imports, and its peak RSS is its own (``os.wait4``). Contenders are interleaved round by
+round, so that a noisy neighbour slows every contender alike, and each run's output is
+checked by the caller's ``verify`` before its time counts.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import attrs
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+BIN = Path(sys.executable).parent
+
+
+@attrs.define
+class Contender:
+    name: str
+    argv: Sequence[str]
+    #: Called before each run (truncate the output table, remove the output folder…).
+    prepare: Callable[[], None] = lambda: None
+    #: Called after each run; returns the records the run delivered (checked by the caller).
+    verify: Callable[[], int] = lambda: 0
+    env: dict[str, str] = attrs.Factory(dict)
+    cwd: Path | None = None
+
+
+@attrs.define
+class Run:
+    elapsed: float
+    #: User + system CPU seconds of the process (less sensitive to a busy machine).
+    cpu: float
+    rss_mb: float
+    records: int
+
+
+#: GNU time reports the command's own peak RSS. ``ru_maxrss`` of a child forked from this
+#: process would include this process's size at the fork (Linux carries the high-water
+#: mark across exec), which would make a small loop look as big as the harness.
+GNU_TIME = "/usr/bin/time"
+
+
+def run_once(c: Contender) -> Run:
+    c.prepare()
+    env = {**os.environ, **c.env}
+    argv = list(c.argv)
+    stats = None
+    if os.path.exists(GNU_TIME):
+        fd, stats = tempfile.mkstemp(prefix="bench-time-")
+        os.close(fd)
+        argv = [GNU_TIME, "-f", "%M %U %S", "-o", stats, *argv]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        argv,
+        env=env,
+        cwd=c.cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(
+            f"{c.name}: {' '.join(c.argv)} exited {proc.returncode}:\n{err.decode()[-3000:]}"
+        )
+    rss_kb, cpu = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
+    if stats is not None:
+        with open(stats) as f:
+            last = f.read().split("\n")[-2].split()  # after any "Command exited…" line
+        os.unlink(stats)
+        rss_kb, cpu = int(last[0]), float(last[1]) + float(last[2])
+    return Run(elapsed, cpu, rss_kb / 1024, c.verify())
+
+
+def measure(contenders: Sequence[Contender], repeat: int) -> dict[str, list[Run]]:
+    runs: dict[str, list[Run]] = {c.name: [] for c in contenders}
+    for i in range(repeat):
+        for c in contenders:
+            r = run_once(c)
+            runs[c.name].append(r)
+            print(
+                f"  round {i + 1}/{repeat} {c.name:16s} {r.elapsed:7.2f} s "
+                f"(CPU {r.cpu:6.2f} s) {r.rss_mb:7.1f} MB {r.records:,} records",
+                file=sys.stderr,
+            )
+    delivered = {r.records for rs in runs.values() for r in rs}
+    if len(delivered) != 1:
+        raise SystemExit(f"contenders delivered different record counts: {delivered}")
+    return runs
+
+
+def report(title: str, runs: dict[str, list[Run]], baseline: str) -> str:
+    """A Markdown table of the runs: medians, min-max, records/s, peak RSS, ratio."""
+    med = {n: statistics.median(r.elapsed for r in rs) for n, rs in runs.items()}
+    records = next(iter(runs.values()))[0].records
+    lines = [
+        f"{title} — {records:,} records delivered, {len(next(iter(runs.values())))} runs each",
+        "",
+        f"| contender | median | min-max | records/s | CPU | peak RSS | time / {baseline} |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, rs in runs.items():
+        times = [r.elapsed for r in rs]
+        lines.append(
+            f"| {name} | {med[name]:.2f} s | {min(times):.2f}-{max(times):.2f} s "
+            f"| {records / med[name]:,.0f} | {statistics.median(r.cpu for r in rs):.2f} s "
+            f"| {max(r.rss_mb for r in rs):.0f} MB "
+            f"| {med[name] / med[baseline]:.2f} |"
+        )
+    return "\n".join(lines)
