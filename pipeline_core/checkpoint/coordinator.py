@@ -14,8 +14,18 @@ Protocol (aligned barriers, one pipeline task):
    the job, its reference stands instead: see ``redact_data``). Only then do sinks and
    the source get ``on_checkpoint_complete``. Any failure marks the row ``FAILED`` and
    fails the job: the previous checkpoint stays intact and a retry resumes from it.
-4. ``restore``: download the checkpoint, restore the backend and operators, let sinks
-   finish what that checkpoint prepared, and hand the source its position.
+4. ``restore``: download the checkpoint (and, for an incremental one, the checkpoints
+   it builds on), restore the backend and operators, let sinks finish what that
+   checkpoint prepared, and hand the source its position.
+
+Incremental checkpoints (a backend with ``incremental``, such as LMDB): a checkpoint
+holds only the state entries changed since the previous completed one of this
+execution attempt (or the one it restored), and names in its ``chain`` the checkpoints
+a restore composes (see chain.py). A full one is taken instead for the first
+checkpoint of an attempt that restored nothing, for savepoints (self-contained: they
+outlive retention), after a failed checkpoint, after ``MAX_DELTAS`` deltas, once the
+deltas add up to more than their base, and whenever the backend finds a delta not worth
+it (most of the state changed).
 """
 
 from __future__ import annotations
@@ -31,8 +41,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import attrs
 import orjson
 
+from pipeline_core.checkpoint.chain import Link, chain_of, link
 from pipeline_core.checkpoint.identity import KEY as IDENTITY_KEY
 from pipeline_core.checkpoint.repository import CheckpointInfo, CheckpointRepository
 from pipeline_core.checkpoint.retention import prune
@@ -57,6 +69,10 @@ _OPERATORS_FILE = "operators.pkl"
 #: of a Kafka → Kafka job costs ~25 ms of pipeline time (0.5 % at this interval), and a
 #: crash re-reads at most 5 s of input (docs/checkpoints.md).
 STREAMING_INTERVAL = 5.0
+
+#: Deltas on one base before a full checkpoint: bounds what a restore reads and applies,
+#: and how many old checkpoints retention must keep for the newest ones.
+MAX_DELTAS = 10
 
 
 def checkpoint_type(job_type: JobType) -> str:
@@ -132,6 +148,9 @@ class CheckpointCoordinator:
         self._timer_due = False
         self._last_done = time.monotonic()
         self._put: Any = None
+        #: the newest completed (or the restored) checkpoint and those it builds on, base
+        #: first: what the next delta builds on. None: the next checkpoint is full.
+        self._chain: list[Link] | None = None
 
     # --- triggers ------------------------------------------------------------------
     #
@@ -221,9 +240,17 @@ class CheckpointCoordinator:
         )
         self.listener.checkpoint_started(cid)
         local = self.storage.staging_dir()
+        location = self.storage.location(job, self.execution_id, cid)
+        base = self._delta_base(savepoint)
+        self._chain = None  # until this one completes: a failed one is nobody's base
         try:
             self.backend.flush()
-            size = await asyncio.to_thread(self.backend.snapshot, local)
+            size = None
+            if base is not None:
+                size = await asyncio.to_thread(self.backend.snapshot_delta, local)
+            if size is None:
+                base = None
+                size = await asyncio.to_thread(self.backend.snapshot, local)
             small = {op.name: op.snapshot_state() for op in self.operators}
             small = {k: v for k, v in small.items() if v is not None}
             (local / _OPERATORS_FILE).write_bytes(pickle.dumps(small))
@@ -238,6 +265,8 @@ class CheckpointCoordinator:
                     "backend": self.backend.type_name,
                     "operators": sorted(small),
                     "bytes": size,
+                    "incremental": base is not None,
+                    **({"chain": base} if base is not None else {}),
                 },
                 "sink_state": sink_states,
             }
@@ -251,7 +280,6 @@ class CheckpointCoordinator:
             # its reference instead, and given back on restore
             state_data = redact_data(state_data)
             (local / "_metadata.json").write_bytes(orjson.dumps(state_data, default=str))
-            location = self.storage.location(job, self.execution_id, cid)
             stored = await asyncio.to_thread(self.storage.upload, local, location)
             await asyncio.to_thread(
                 self.repository.complete,
@@ -280,6 +308,7 @@ class CheckpointCoordinator:
         finally:
             shutil.rmtree(local, ignore_errors=True)
         # Durable: now commit downstream and upstream.
+        self._chain = [*(base or []), link(self.execution_id, cid, location, size)]
         for s in self.sinks:
             await s.on_checkpoint_complete(cid)
         self.completed.append(cid)
@@ -306,6 +335,17 @@ class CheckpointCoordinator:
         self.listener.checkpoint_completed(cid, state_data)
         return cid
 
+    def _delta_base(self, savepoint: str | None) -> list[Link] | None:
+        """What the next checkpoint builds on; None: take a full one."""
+        chain = self._chain
+        if chain is None or savepoint or not self.backend.incremental:
+            return None
+        if len(chain) > MAX_DELTAS:
+            return None
+        if sum(int(m["bytes"]) for m in chain[1:]) > int(chain[0]["bytes"]):
+            return None
+        return chain
+
     # --- restoring -----------------------------------------------------------------
 
     async def restore(self, info: CheckpointInfo) -> dict[str, Any]:
@@ -314,27 +354,58 @@ class CheckpointCoordinator:
             raise CheckpointError(
                 f"checkpoint {info.checkpoint_id} of {info.execution_id} has no files"
             )
-        in_place = self.storage.local_path(info.storage_path)
-        local = in_place or Path(tempfile.mkdtemp(prefix="pipeline-restore-"))
+        state_data = unredact_data(info.state_data)  # the references the job resolved
+        chain = chain_of(attrs.evolve(info, state_data=state_data))
+        paths = [str(m["path"]) for m in chain] + [info.storage_path]
+        downloads: list[Path] = []
         try:
-            if in_place is None:
-                await asyncio.to_thread(self.storage.download, info.storage_path, local)
-            await asyncio.to_thread(self.backend.restore, local)
+            local = Path()
+            for i, path in enumerate(paths):
+                local = await asyncio.to_thread(self._fetch, path, downloads)
+                if i == 0:
+                    await asyncio.to_thread(self.backend.restore, local)
+                else:
+                    await asyncio.to_thread(self.backend.restore_delta, local)
             small = pickle.loads((local / _OPERATORS_FILE).read_bytes())
             for op in self.operators:
                 if op.name in small:
                     op.restore_state(small[op.name])
-        except (OSError, KeyError, pickle.UnpicklingError) as exc:
+        except (OSError, KeyError, ValueError, pickle.UnpicklingError) as exc:
+            built_on = (
+                f" (built on checkpoints {', '.join(str(m['checkpoint_id']) for m in chain)})"
+                if chain
+                else ""
+            )
             raise CheckpointError(
                 f"cannot restore checkpoint {info.checkpoint_id} of execution {info.execution_id} "
-                f"from {info.storage_path}: {exc}"
+                f"from {info.storage_path}{built_on}: {exc}"
             ) from exc
         finally:
-            if in_place is None:
-                shutil.rmtree(local, ignore_errors=True)
-        state_data = unredact_data(info.state_data)  # the references the job resolved
+            for d in downloads:
+                shutil.rmtree(d, ignore_errors=True)
+        self._chain = (
+            [*chain, link(info.execution_id, info.checkpoint_id, info.storage_path, _bytes(info))]
+            if self.backend.incremental
+            else None
+        )
         sink_states = state_data.get("sink_state") or []
         for sink, state in zip(self.sinks, sink_states, strict=False):
             await sink.restore_commit(info.checkpoint_id, state)
         position: dict[str, Any] = state_data.get("source_state") or {}
         return position
+
+    def _fetch(self, location: str, downloads: list[Path]) -> Path:
+        """A checkpoint's directory on local disk: in place, or downloaded."""
+        in_place = self.storage.local_path(location)
+        if in_place is not None:
+            if not in_place.is_dir():
+                raise FileNotFoundError(f"no checkpoint files at {location}")
+            return in_place
+        local = Path(tempfile.mkdtemp(prefix="pipeline-restore-"))
+        downloads.append(local)
+        self.storage.download(location, local)
+        return local
+
+
+def _bytes(info: CheckpointInfo) -> int:
+    return int((info.state_data.get("operator_state") or {}).get("bytes") or 0)

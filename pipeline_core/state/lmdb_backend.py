@@ -12,12 +12,20 @@ dirty. Dirty entries reach LMDB in one write transaction at the checkpoint barri
 dropped). Because the live database is never what a restore reads, writing evicted
 entries early makes nothing durable that a restore would see. A snapshot is
 ``env.copy(compact=True)`` — a consistent copy made under a read transaction.
+
+Incremental checkpoints: every key written to LMDB since the last snapshot, delta or
+restore is remembered (as its LMDB key), and ``snapshot_delta`` writes just those entries
+— the value, or a tombstone for a deleted key — sorted, to ``state.delta``. When more
+keys changed than ``cache_entries``, or more than half of the state, it declines and a
+full snapshot is taken instead. ``restore_delta`` applies such a file in one write
+transaction.
 """
 
 from __future__ import annotations
 
 import itertools
 import shutil
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,6 +45,11 @@ _ABSENT: Any = object()
 #: dict.get default: not in the cache
 _MISS: Any = object()
 
+_DELTA_FILE = "state.delta"
+_DELTA_MAGIC = b"PFLMDBD1"
+#: each entry of a delta: value length (-1: deleted), key length; then key, value
+_ENTRY = struct.Struct("<iI")
+
 
 def _at_least_one(_: Any, attribute: attrs.Attribute[int], value: int) -> None:
     if value < 1:
@@ -48,8 +61,9 @@ class LmdbStateConfig(StateBackendConfig):
     #: Largest size the database may grow to (virtual; the file is sparse).
     map_size: int = 1 << 36
     #: Entries (one per key and state name) the write-back cache holds. 262,144 entries
-    #: of small values take about 60 MB; a keyed job whose hot keys fit in it runs at
-    #: nearly the memory backend's speed (docs/benchmarks.md).
+    #: of small values take about 30 MB, and the keys changed since the last checkpoint
+    #: (remembered for the next delta, at most this many) up to 25 MB more. A keyed job
+    #: whose hot keys fit in it runs at nearly the memory backend's speed.
     cache_entries: int = attrs.field(default=1 << 18, validator=_at_least_one)
 
 
@@ -67,6 +81,7 @@ class _Namespace:
 class LmdbStateBackend(StateBackend[LmdbStateConfig]):
     type_name = "lmdb"
     config_cls = LmdbStateConfig
+    incremental = True
 
     def __init__(self, config: LmdbStateConfig | None = None) -> None:
         super().__init__(config or LmdbStateConfig())
@@ -76,6 +91,9 @@ class LmdbStateBackend(StateBackend[LmdbStateConfig]):
         self._path: Path | None = None
         self._ns: dict[str, _Namespace] = {}
         self._size = 0  # cached entries, all namespaces
+        #: LMDB keys written since the last snapshot, delta or restore (None: too many
+        #: to remember — the next checkpoint is full)
+        self._changed: set[bytes] | None = set()
 
     def open(self, workdir: Path) -> None:
         self._path = workdir / "state.lmdb"
@@ -165,6 +183,8 @@ class LmdbStateBackend(StateBackend[LmdbStateConfig]):
             self._write().delete(kb)
         else:
             self._write().put(kb, self.serializer.dumps(value))
+        if self._changed is not None:
+            self._changed.add(kb)
 
     # --- write-back ------------------------------------------------------------------
 
@@ -174,6 +194,7 @@ class LmdbStateBackend(StateBackend[LmdbStateConfig]):
             return
         txn = self._write()
         dumps = self.serializer.dumps
+        changed = self._changed
         for ns in self._ns.values():
             if not ns.dirty:
                 continue
@@ -186,10 +207,14 @@ class LmdbStateBackend(StateBackend[LmdbStateConfig]):
                     txn.delete(kb)
                 else:
                     puts.append((kb, dumps(value)))
+                if changed is not None:
+                    changed.add(kb)
             if puts:
                 with txn.cursor() as cur:
                     cur.putmulti(puts)
             ns.dirty = set()
+        if changed is not None and len(changed) > self.config.cache_entries:
+            self._changed = None
 
     def _evict(self) -> None:
         """The cache is full: write the dirty entries in one transaction, then drop the
@@ -221,7 +246,27 @@ class LmdbStateBackend(StateBackend[LmdbStateConfig]):
         target = directory / "state.lmdb"
         target.mkdir(parents=True, exist_ok=True)
         self._env.copy(str(target), compact=True)
+        self._changed = set()
         return sum(f.stat().st_size for f in target.iterdir())
+
+    def snapshot_delta(self, directory: Path) -> int | None:
+        self.flush()
+        assert self._env is not None
+        changed = self._changed
+        if changed is None or len(changed) * 2 > self._env.stat()["entries"]:
+            return None
+        path = directory / _DELTA_FILE
+        pack = _ENTRY.pack
+        with open(path, "wb") as f, self._env.begin() as txn:
+            f.write(_DELTA_MAGIC)
+            for kb in sorted(changed):
+                value = txn.get(kb)
+                if value is None:
+                    f.write(pack(-1, len(kb)) + kb)
+                else:
+                    f.write(pack(len(value), len(kb)) + kb + value)
+        self._changed = set()
+        return path.stat().st_size
 
     def restore(self, directory: Path) -> None:
         self.close()
@@ -230,6 +275,33 @@ class LmdbStateBackend(StateBackend[LmdbStateConfig]):
         self._path.mkdir(parents=True)
         shutil.copyfile(directory / "state.lmdb" / "data.mdb", self._path / "data.mdb")
         self._open_env()
+        self._changed = set()
+
+    def restore_delta(self, directory: Path) -> None:
+        self.flush()
+        data = memoryview((directory / _DELTA_FILE).read_bytes())
+        if data[: len(_DELTA_MAGIC)] != _DELTA_MAGIC:
+            raise ValueError(f"{directory / _DELTA_FILE} is not an LMDB state delta")
+        txn = self._write()
+        unpack, head = _ENTRY.unpack_from, _ENTRY.size
+        at, end = len(_DELTA_MAGIC), len(data)
+        while at < end:
+            if at + head > end:
+                break
+            vlen, klen = unpack(data, at)
+            at += head
+            kb = data[at : at + klen]
+            at += klen
+            if vlen < 0:
+                txn.delete(kb)
+            else:
+                txn.put(kb, data[at : at + vlen])
+                at += vlen
+        if at != end:
+            raise ValueError(f"{directory / _DELTA_FILE} is truncated")
+        self.flush()
+        self._ns, self._size = {}, 0  # what the cache held may have changed
+        self._changed = set()
 
     def close(self) -> None:
         if self._txn is not None:
