@@ -56,7 +56,19 @@ __all__ = [
     "SchemaError",
     "SourceChanged",
     "StateError",
+    "did_you_mean",
 ]
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str:
+    """``": did you mean 'file'?"`` for the candidates close to a mistyped ``word`` (a
+    type, a step, a job name), else ``""`` — to put right after the name in a message."""
+    import difflib  # only on the way to an error message
+
+    close = difflib.get_close_matches(word, list(candidates), n=3, cutoff=0.6)
+    if not close:
+        return ""
+    return f": did you mean {' or '.join(repr(c) for c in close)}?"
 
 
 class PipelineError(Exception):
@@ -141,7 +153,8 @@ class ConnectorNotFound(PluginError):
         self.installed = sorted(installed)
         listing = ", ".join(self.installed) or "none"
         super().__init__(
-            f"unknown {kind} type {type_name!r} (installed {kind} types: {listing}; "
+            f"unknown {kind} type {type_name!r}{did_you_mean(type_name, self.installed)} "
+            f"(installed {kind} types: {listing}; "
             f"is its connector installed? see `pipeline-run connectors`)"
         )
 

@@ -19,6 +19,8 @@ def run(args: argparse.Namespace) -> int:
     from pipeline_core.store.executions import owner_is_gone
 
     store = MetadataStore.open(args.database)
+    if args.job is not None:
+        store.registry.get(args.job)  # an unknown job is an error, not an empty listing
     records = store.executions.query(job=args.job, status=args.status, limit=args.limit)
     if args.json:
         print_json([attrs.asdict(r) for r in records])

@@ -12,6 +12,7 @@ from rich.markup import escape
 from pipeline_core.cli.output import out
 from pipeline_core.cli.tables import fmt_time, print_json, print_table
 from pipeline_core.config.converter import structure
+from pipeline_core.errors import ConfigError
 from pipeline_core.model.loader import load_job_file
 from pipeline_core.model.schedule import ScheduleConfig
 
@@ -112,7 +113,23 @@ def cmd_disable(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    report = _store(args, validate=True).registry.import_directory(args.directory, who=args.user)
+    from pipeline_core.store.registry import ImportReport
+
+    registry = _store(args, validate=True).registry
+    report = ImportReport()
+    for path in args.paths:
+        if Path(path).is_dir():
+            part = registry.import_directory(path, who=args.user)
+            for field in ("added", "updated", "unchanged"):
+                getattr(report, field).extend(getattr(part, field))
+            report.failed.update(part.failed)
+            continue
+        try:  # one job file (a missing one is reported like a bad one)
+            d, outcome = registry.register_or_update(load_job_file(path), who=args.user)
+        except ConfigError as exc:
+            report.failed[path] = str(exc)
+        else:
+            getattr(report, outcome).append(d.job_name)
     if args.json:
         print_json(attrs.asdict(report))
     else:
@@ -239,8 +256,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_schedule)
 
-    p = js.add_parser("import", help="register or update every job file in a directory")
-    p.add_argument("directory")
+    p = js.add_parser(
+        "import", help="register or update job files: each file given, every one of a directory"
+    )
+    p.add_argument("paths", nargs="+", metavar="DIR|FILE")
     p.add_argument("--user")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_import)

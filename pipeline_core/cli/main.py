@@ -19,7 +19,7 @@ from pipeline_core.cli import (
     serve,
 )
 from pipeline_core.cli.output import print_error
-from pipeline_core.errors import ConfigError, PipelineError
+from pipeline_core.errors import ConfigError, JobNotFound, PipelineError, did_you_mean
 
 __all__ = ["main"]
 
@@ -47,6 +47,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _similar_jobs(args: argparse.Namespace, message: str) -> str:
+    """A "did you mean" for a mistyped job name: the registered names close to it."""
+    name = getattr(args, "name", None) or getattr(args, "job", None)
+    if not isinstance(name, str) or repr(name) not in message:
+        return ""
+    from pipeline_core.store import MetadataStore
+
+    try:
+        names = [d.job_name for d in MetadataStore.open(args.database).registry.list_all()]
+    except PipelineError:
+        return ""
+    return did_you_mean(name, names)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -55,6 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         code: int = args.func(args)
+    except JobNotFound as exc:
+        print_error(JobNotFound(f"{exc}{_similar_jobs(args, str(exc))}"))
+        return 1
     except PipelineError as exc:
         print_error(exc)
         return 2 if isinstance(exc, ConfigError) else 1

@@ -9,7 +9,7 @@ from typing import Any
 import attrs
 
 from pipeline_core.config.converter import FieldError, structure
-from pipeline_core.errors import ConfigError, Problem
+from pipeline_core.errors import ConfigError, Problem, did_you_mean
 from pipeline_core.model.functions import import_callable
 from pipeline_core.model.job import StepSpec
 from pipeline_core.runtime.stream import Stream
@@ -195,7 +195,8 @@ def apply_steps(
         if known is None:
             problems.append(
                 Problem(
-                    f"unknown step type {step.type!r} (known: {', '.join(sorted(STEP_TYPES))})",
+                    f"unknown step type {step.type!r}{did_you_mean(step.type, STEP_TYPES)} "
+                    f"(known: {', '.join(sorted(STEP_TYPES))})",
                     job=job,
                     component=f"transform step {i}",
                     field="type",

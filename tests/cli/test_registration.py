@@ -284,7 +284,7 @@ def test_registering_runs_no_user_code_but_still_finds_a_missing_function(
     assert "sidefx.py has no attribute 'kep'" in imported.stdout, imported.stdout
     assert stored_jobs(tmp_path) == ["ok"]
     assert not marker.exists()
-    (tmp_path / "in.jsonl").write_text('{"a": 1}\n')
+    (jobs / "in.jsonl").write_text('{"a": 1}\n')  # next to the job file, like sidefx.py
     ran = run("run", str(jobs / "ok.yaml"), cwd=tmp_path)
     assert ran.returncode == 0, ran.stderr
     assert marker.exists()  # an execution does import it

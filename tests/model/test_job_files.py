@@ -87,7 +87,8 @@ def test_json_file_is_accepted(jobdir: Path) -> None:
 MISTAKES = {
     "unknown connector type": (
         ("type: file\n  config: {path: in.jsonl}", "type: fiel\n  config: {path: in.jsonl}"),
-        "job 'orders', source: field 'type': unknown source type 'fiel' (installed source types: file",
+        "job 'orders', source: field 'type': unknown source type 'fiel': did you mean 'file'? "
+        "(installed source types: file",
     ),
     "unknown key": (
         ("{path: in.jsonl}", "{path: in.jsonl, pth: x}"),
@@ -131,7 +132,8 @@ MISTAKES = {
     ),
     "unknown step type": (
         ("type: map, function", "type: mapp, function"),
-        "job 'orders', transform step 2: field 'type': unknown step type 'mapp' (known: ",
+        "job 'orders', transform step 2: field 'type': unknown step type 'mapp': "
+        "did you mean 'map'",
     ),
     "unknown step option": (
         ('{type: filter, function: "fns:keep"}', '{type: filter, function: "fns:keep", fn: 1}'),
