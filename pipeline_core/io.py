@@ -161,6 +161,13 @@ class Source(abc.ABC, Generic[C]):
         """How far a bounded source is, for progress bars; None if unknown."""
         return None
 
+    def check(self) -> list[str]:
+        """What is wrong that can be seen without reading or connecting — an input path
+        that does not exist — one message per problem (``pipeline-run validate`` prints
+        them). Called instead of ``open``, on a source that is never opened; must be
+        quick. Default: nothing to check."""
+        return []
+
     def identity(self, job_name: str) -> dict[str, Any] | None:
         """What this source reads from, as JSON-able values (Kafka: brokers and group; a
         database: its URL without credentials and the table). Stored with every

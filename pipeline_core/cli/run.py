@@ -28,7 +28,7 @@ from pipeline_core.checkpoint.repository import CheckpointInfo
 from pipeline_core.cli.output import err, out, print_error
 from pipeline_core.cli.tables import print_json
 from pipeline_core.config.converter import parse_duration
-from pipeline_core.errors import CheckpointError, ConfigError, PipelineError
+from pipeline_core.errors import CheckpointError, ConfigError, PipelineError, Problem
 from pipeline_core.model.loader import load_job_file
 from pipeline_core.plugins.manager import Plugins, load_plugins
 from pipeline_core.runtime.control import ExecutionControl
@@ -500,9 +500,25 @@ def _push(url: str, job_name: str, prom: Any) -> None:
         err.print(f"metrics pushed to {url}", soft_wrap=True)
 
 
+def _check_inputs(prepared: PreparedJob) -> None:
+    """What the source can see is wrong without reading (an input path that does not
+    exist). A source whose secret references do not resolve here is not checked: they
+    may well resolve where the job runs."""
+    try:
+        source = prepared.make_source()
+    except ConfigError:
+        return
+    problems = source.check()
+    if problems:
+        raise ConfigError(
+            [Problem(p, job=prepared.job.name, component=prepared.source_label) for p in problems]
+        )
+
+
 def validate(args: argparse.Namespace) -> int:
     try:
         _plugins, prepared = _load(args.jobfile, run=False)
+        _check_inputs(prepared)
     except PipelineError as exc:
         if args.json:
             problems = exc.problems if isinstance(exc, ConfigError) else [str(exc)]

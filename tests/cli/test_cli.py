@@ -111,6 +111,26 @@ def test_validate_checks_without_running(tmp_path: Path) -> None:
     assert not (tmp_path / "examples/output").exists()
 
 
+def test_validate_reports_an_input_path_that_does_not_exist(tmp_path: Path) -> None:
+    """README: every mistake is reported before anything runs — a missing input too."""
+    (tmp_path / "jobs").mkdir()
+    (tmp_path / "jobs/job.yaml").write_text(
+        "name: missing-input\n"
+        "source: {type: file, config: {path: data/in.jsonl}}\n"
+        "sink: {type: file, config: {path: out}}\n"
+    )
+    proc = pipeline_run("validate", "jobs/job.yaml", cwd=tmp_path)
+    assert proc.returncode == 2
+    missing = tmp_path.resolve() / "jobs/data/in.jsonl"  # relative to the job file
+    assert proc.stderr.splitlines() == [
+        f"error: job 'missing-input', source (file): path '{missing}' does not exist"
+    ]
+    (tmp_path / "jobs/data").mkdir()
+    (tmp_path / "jobs/data/in.jsonl").write_text('{"a": 1}\n')
+    assert pipeline_run("validate", "jobs/job.yaml", cwd=tmp_path).returncode == 0
+    assert not (tmp_path / "jobs/out").exists() and not (tmp_path / ".pipeline").exists()
+
+
 def test_progress_bar_when_attached_to_a_terminal(tmp_path: Path) -> None:
     shutil.copytree(
         REPO / "examples", tmp_path / "examples", ignore=shutil.ignore_patterns("output")

@@ -91,6 +91,19 @@ class FileSource(Source[FileSourceConfig]):
             return [str(p)]
         raise FatalConnectorError(f"path {spec!r} does not exist", component=self._label())
 
+    def check(self) -> list[str]:
+        """Every path that does not exist, and a listing that matches no file."""
+        specs = [self.config.path] if isinstance(self.config.path, str) else self.config.path
+        problems, found = [], False
+        for spec in specs:
+            try:
+                found = bool(self._expand(spec)) or found
+            except FatalConnectorError as exc:
+                problems.append(exc.args[0].removeprefix(f"{self._label()}: "))
+        if not problems and not found:
+            problems.append(f"no files match {self.config.path!r}")
+        return problems
+
     def _list_files(self) -> list[str]:
         specs = [self.config.path] if isinstance(self.config.path, str) else self.config.path
         files = sorted({os.path.abspath(f) for spec in specs for f in self._expand(spec)})
