@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keyword
 import re
-from importlib import resources
+from importlib import metadata, resources
 from pathlib import Path
 
 from pipeline_core.errors import ConfigError, Problem
@@ -36,7 +36,20 @@ def create_connector(name: str, directory: Path) -> Path:
             )
         )
     package = f"pipeline_connector_{name}"
-    root = directory / f"pipeline-connector-{name.replace('_', '-')}"
+    dist = f"pipeline-connector-{name.replace('_', '-')}"
+    try:
+        installed = metadata.distribution(dist)
+    except metadata.PackageNotFoundError:
+        pass
+    else:  # the new one would replace it on install, or be shadowed by it
+        raise ConfigError(
+            Problem(
+                f"connector name {name!r}: a distribution {dist} {installed.version} is "
+                "already installed; choose another name",
+                field="name",
+            )
+        )
+    root = directory / dist
     if root.exists():
         raise ConfigError(Problem(f"{root} already exists", field="directory"))
     camel = "".join(part.capitalize() for part in name.split("_"))
@@ -44,7 +57,7 @@ def create_connector(name: str, directory: Path) -> Path:
         "name": name,
         "package": package,
         "Camel": camel,
-        "dist": f"pipeline-connector-{name.replace('_', '-')}",
+        "dist": dist,
     }
     templates = resources.files("pipeline_core.scaffold").joinpath("templates")
     for target, template in _TEMPLATES.items():

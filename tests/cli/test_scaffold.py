@@ -62,3 +62,13 @@ def test_generated_connector_installs_passes_its_tests_and_runs_in_a_job(
         env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
     )
     assert "demo_feed" in listed.stdout and "pipeline-connector-demo-feed" in listed.stdout
+
+
+def test_a_name_whose_distribution_is_installed_is_refused(tmp_path: Path) -> None:
+    # `new-connector file` would write another pipeline-connector-file: installing it
+    # would replace the real file connector
+    proc = pipeline_run("new-connector", "file", "--dir", str(tmp_path))
+    assert proc.returncode == 2
+    assert "a distribution pipeline-connector-file" in proc.stderr
+    assert "already installed; choose another name" in proc.stderr
+    assert list(tmp_path.iterdir()) == []
