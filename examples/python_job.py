@@ -5,10 +5,10 @@ python examples/python_job.py
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from pipeline_core import PipelineJob, Stream
-from pipeline_core.testing import run
+from pipeline_core import PipelineJob, Stream, run_job
 
 
 def add_vat(order: dict[str, Any]) -> dict[str, Any]:
@@ -37,7 +37,7 @@ job = (
 )
 
 if __name__ == "__main__":
-    result = run(job)
+    result = asyncio.run(run_job(job))
     print(
         f"{result.status}: read {result.records_read}, wrote {result.records_written}, "
         f"failed {result.failed_records} in {result.duration_s:.2f} s"
