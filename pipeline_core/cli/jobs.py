@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import attrs
 from rich.markup import escape
 
-from pipeline_core.cli.output import out
+from pipeline_core.cli.output import err, out
 from pipeline_core.cli.tables import fmt_time, print_json, print_table
 from pipeline_core.config.converter import structure
 from pipeline_core.errors import ConfigError
@@ -165,10 +166,34 @@ def cmd_set_config(args: argparse.Namespace) -> int:
     return 0
 
 
+#: an instance that has not heart-beaten for this long is not serving (serve's lease)
+_SERVING_LEASE = dt.timedelta(seconds=15)
+
+
 def cmd_start(args: argparse.Namespace) -> int:
-    """Trigger a job: a SCHEDULED execution that a running ``serve`` instance picks up."""
-    fired = _store(args).schedules.trigger(args.name, triggered_by="MANUAL")
+    """Trigger a job: a SCHEDULED execution that a running ``serve`` instance picks up.
+    With no instance serving the database, nothing would: refused unless ``--queue``."""
+    store = _store(args)
+    store.registry.get(args.name)  # an unknown job first, whatever is serving
+    live = store.instances.live(_SERVING_LEASE)
+    if not live and not args.queue:
+        err.print(
+            f"[bold red]error:[/] no `pipeline-run serve` instance is running on this "
+            f"database (none heart-beat in the last {_SERVING_LEASE.seconds} s), so nothing "
+            f"would run {escape(args.name)}: start one, run the job file here with "
+            "`pipeline-run run FILE`, or add --queue to record the start for the next "
+            "instance",
+            markup=True,
+            soft_wrap=True,
+        )
+        return 1
+    fired = store.schedules.trigger(args.name, triggered_by="MANUAL")
     out.print(fired.execution_id)
+    if live:
+        names = ", ".join(sorted(i.instance_name for i in live))
+        err.print(f"scheduled; serving: {escape(names)}", soft_wrap=True)
+    else:
+        err.print("queued: it runs when a `pipeline-run serve` instance starts", soft_wrap=True)
     return 0
 
 
@@ -242,6 +267,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
     p = js.add_parser("start", help="start a job now (a running serve instance runs it)")
     p.add_argument("name")
+    p.add_argument(
+        "--queue",
+        action="store_true",
+        help="record the start even when no serve instance is running (the next one runs it)",
+    )
     p.set_defaults(func=cmd_start)
 
     p = js.add_parser("schedule", help="show or set when a job runs")

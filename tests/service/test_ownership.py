@@ -227,7 +227,9 @@ def test_random_kills_of_run_and_serve_on_postgresql(pg_url: str, tmp_path: Path
             else:
                 proc = start_serve(tmp_path, pg_url, "--no-api", *cp)
                 if step == 0:  # somebody must start the job first
-                    pipeline_run("--database", pg_url, "jobs", "start", "owned", cwd=tmp_path)
+                    pipeline_run(  # serve may not have registered yet: --queue
+                        "--database", pg_url, "jobs", "start", "--queue", "owned", cwd=tmp_path
+                    )
             time.sleep(rnd.uniform(1.0, 3.5))
             proc.kill()
             proc.wait()
