@@ -79,3 +79,7 @@ class FileSinkConfig:
     csv_delimiter: str = attrs.field(default=",", validator=_one_char)
     #: fsync each file before publishing it (durability across power loss).
     fsync: bool = True
+    #: ``append``: add part files next to those of earlier runs. ``overwrite``: a run
+    #: that starts from the beginning deletes the earlier runs' part files (of this
+    #: ``prefix``) once its first checkpoint is committed — at the end of a short job.
+    mode: Literal["append", "overwrite"] = "append"

@@ -187,6 +187,41 @@ def _sweep_dead(directory: Path, prefix: str, own: str) -> int:
     return removed
 
 
+def _live_runs(directory: Path, prefix: str) -> set[str]:
+    """The ``{prefix}-{run}`` keys of the attempts that hold their lock: still writing."""
+    live = set()
+    for lock in directory.glob(glob.escape(f".{prefix}-") + "*.lock"):
+        try:
+            fd = os.open(lock, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            live.add(lock.name[1 : -len(".lock")])
+        finally:
+            os.close(fd)  # closing drops a lock we got
+    return live
+
+
+def _remove_earlier_output(directory: Path, prefix: str, keep: set[Path]) -> int:
+    """``mode: overwrite``: delete the committed parts ``{prefix}-{run}-{index}.{ext}``
+    that are not in ``keep`` (this attempt's) and not an attempt's that still writes."""
+    final = re.compile(re.escape(prefix) + r"-(?P<run>[^-.]+)-\d+\.(jsonl|csv)(\.gz)?")
+    live = _live_runs(directory, prefix)
+    removed = 0
+    for part in directory.glob(glob.escape(f"{prefix}-") + "*"):
+        m = final.fullmatch(part.name)
+        if m is None or part in keep or f"{prefix}-{m['run']}" in live:
+            continue
+        try:
+            part.unlink()
+            removed += 1
+        except FileNotFoundError:
+            pass
+    return removed
+
+
 class FileSink(Sink[FileSinkConfig]):
     """Writes part files ``{prefix}-{run}-{index:05d}.{format}[.gz]`` into ``path``.
 
@@ -248,6 +283,16 @@ class FileSink(Sink[FileSinkConfig]):
         if removed:
             log.info(
                 "deleted %d unfinished part file%s of dead attempts in %s",
+                removed,
+                "s" * (removed != 1),
+                self.directory,
+            )
+
+    def _overwrite(self) -> None:
+        removed = _remove_earlier_output(self.directory, self.config.prefix, set(self.committed))
+        if removed:
+            log.info(
+                "mode overwrite: deleted %d part file%s of earlier runs in %s",
                 removed,
                 "s" * (removed != 1),
                 self.directory,
@@ -394,7 +439,11 @@ class FileSink(Sink[FileSinkConfig]):
                 os.close(fd)
         if not self._swept:
             # A checkpoint of this attempt is durable, so no restore needs a dead
-            # attempt's prepared parts any more: they are garbage now.
+            # attempt's prepared parts any more: they are garbage now. For the same
+            # reason an overwrite may now drop the earlier output: this attempt started
+            # from the beginning (it restored nothing) and has output of its own.
+            if self.config.mode == "overwrite":
+                await asyncio.to_thread(self._overwrite)
             await asyncio.to_thread(self._sweep)
 
     async def restore_commit(self, checkpoint_id: int, prepared: dict[str, Any] | None) -> None:
