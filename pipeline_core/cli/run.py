@@ -339,7 +339,11 @@ def _summary_data(
             "records_written": metrics.total_written,
             "failed_records": metrics.total_failed,
         }
-    data["outputs"] = list(result.outputs) if result is not None else []
+    # Paths under the working directory as the user would type them. Only on the
+    # redacted lines: shortening a path before a secret is put back would leave a part
+    # of the secret that no longer matches it.
+    here = os.path.join(os.getcwd(), "")
+    data["outputs"] = [o.replace(here, "") for o in result.outputs] if result else []
     data["checkpoints"] = list(result.checkpoints) if result is not None else []
     data["first_failure"] = metrics.first_failure
     data["error"] = error

@@ -468,10 +468,7 @@ class FileSink(Sink[FileSinkConfig]):
 
     def describe_output(self) -> str | None:
         n = len(self.committed)
-        where = self.directory
-        with contextlib.suppress(ValueError):  # as the user would type it, from here
-            where = where.relative_to(Path.cwd())
-        return f"{n} file{'s' * (n != 1)} in {where}/" if n else "no records, no files"
+        return f"{n} file{'s' * (n != 1)} in {self.directory}/" if n else "no records, no files"
 
     async def close(self) -> None:
         parts = [*self.finished, *(p for ps in self.staged.values() for p in ps)]
