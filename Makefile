@@ -29,9 +29,17 @@ typecheck: setup
 	$(BIN)/mypy
 
 # Servers the tests need are found or started first (scripts/test-services.sh); those it
-# started are stopped again at the end, whatever the outcome.
+# started are stopped again at the end, whatever the outcome. The tests must leave the
+# checkout as they found it (scripts/checkout-state.sh): a difference fails the target
+# and is printed (so would an edit made meanwhile by hand).
 test: lint typecheck
-	trap 'scripts/test-services.sh stop' EXIT; eval "$$(scripts/test-services.sh)" && $(BIN)/pytest
+	state=$$(mktemp -d); scripts/checkout-state.sh > "$$state/before"; \
+	trap 'scripts/test-services.sh stop; rm -rf "'"$$state"'"' EXIT; \
+	eval "$$(scripts/test-services.sh)" && $(BIN)/pytest; code=$$?; \
+	scripts/checkout-state.sh > "$$state/after"; \
+	if ! diff -u "$$state/before" "$$state/after"; then \
+	  echo "make test: the tests changed the checkout (diff above)" >&2; code=1; fi; \
+	exit $$code
 
 bench: setup
 	$(BIN)/python bench/file_to_file.py

@@ -23,6 +23,23 @@ from pipeline_core.store import MetadataStore
 from pipeline_core.store.engine import make_engine
 from pipeline_core.store.migrate import upgrade
 
+
+@pytest.fixture(scope="session", autouse=True)
+def _working_directory_outside_the_checkout(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[None]:
+    """Jobs run in-process keep working files under the working directory
+    (``.pipeline/work``, the default database and checkpoints): the tests run from a
+    throwaway one, so that ``make test`` leaves the checkout as it found it. Every path a
+    test means in the checkout is spelled from its ``REPO``."""
+    before = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("cwd"))
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
 POSTGRES_ADMIN_URL = os.environ.get(
     "PIPELINE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
