@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from pipeline_core import __version__
@@ -33,6 +33,7 @@ from pipeline_core.api.errors import (
     handle_api_error,
     handle_pipeline_error,
 )
+from pipeline_core.api.events import EventHub
 from pipeline_core.api.metrics import PipelineMetrics
 from pipeline_core.api.schemas import (
     SCHEMAS,
@@ -40,6 +41,7 @@ from pipeline_core.api.schemas import (
     execution_doc,
     job_definition_input,
     job_doc,
+    next_runs,
     page_doc,
     schedule_doc,
     schedule_input,
@@ -55,6 +57,7 @@ from pipeline_core.plugins.manager import Plugins
 from pipeline_core.runtime.lifecycle import ACTIVE
 from pipeline_core.runtime.result import ExecutionStatus
 from pipeline_core.store.listing import NEVER_RUN, Listing
+from pipeline_core.store.serialize import dag_to_yaml
 
 if TYPE_CHECKING:
     from pipeline_core.service import PipelineService
@@ -79,6 +82,8 @@ class ApiRoute:
     errors: tuple[int, ...] = ()
     #: (name, JSON schema, description) — as strict as the handler checks it
     query: tuple[tuple[str, dict[str, Any], str], ...] = ()
+    #: the media type of a response that is not JSON (a string in the document)
+    media: str | None = None
 
 
 def _json(data: Any, status: int = 200) -> Response:
@@ -162,6 +167,10 @@ class Api:
         self.metrics = metrics
         self.tokens = tokens
         self.listing = Listing(service.store.engine)
+        self.events = EventHub(
+            service.store.engine,
+            lambda r: execution_doc(r, throughput=self._throughput(r.execution_id)),
+        )
 
     # --- helpers -----------------------------------------------------------------------
 
@@ -169,7 +178,11 @@ class Api:
         d = self.store.registry.get(name, version)
         schedule = self.store.schedules.get(name)
         last = self.store.executions.query(job=name, limit=1)
-        return job_doc(d, schedule, last[0] if last else None, detail=detail)
+        doc = job_doc(d, schedule, last[0] if last else None, detail=detail)
+        if detail:
+            doc["definition_yaml"] = dag_to_yaml(d.dag_definition)
+            doc["next_runs"] = next_runs(schedule, NEXT_RUNS) if d.enabled else []
+        return doc
 
     def _throughput(self, execution_id: str) -> float | None:
         h = self.service.executor.running.get(execution_id)
@@ -390,6 +403,16 @@ class Api:
                 )
         return _json(out)
 
+    async def live_events(self, request: Request) -> Response:
+        if self.events.full:
+            raise ApiError(503, "too_many_listeners", "too many live-update streams are open")
+        hello = {"instance": self.service.instance, "interval": self.events.interval}
+        return StreamingResponse(
+            self.events.stream(hello),
+            media_type="text/event-stream",
+            headers={"X-Accel-Buffering": "no"},  # nginx: pass each event on at once
+        )
+
     async def healthz(self, request: Request) -> Response:
         def ping() -> str:
             from sqlalchemy import text
@@ -432,6 +455,7 @@ class Api:
 
 MAX_VERSION = 2**31 - 1
 MAX_OFFSET = 2**31 - 1
+NEXT_RUNS = 5
 JOB_TYPES = ["STREAMING", "BATCH_ROLLER", "SQL_TASK"]
 _NAME = "/api/jobs/{name}"
 _EXEC = "/api/executions/{id}"
@@ -651,6 +675,15 @@ ROUTES: list[ApiRoute] = [
     ),
     ApiRoute(
         "GET",
+        "/api/events",
+        Api.live_events,
+        "Live updates (Server-Sent Events): execution and job changes, as they happen",
+        "read",
+        errors=(503,),
+        media="text/event-stream",
+    ),
+    ApiRoute(
+        "GET",
         "/healthz",
         Api.healthz,
         "Liveness and readiness",
@@ -730,6 +763,8 @@ def openapi_document(
         ok: dict[str, Any] = {"description": "OK"}
         if r.response:
             ok["content"] = {"application/json": {"schema": _schema(r.response)}}
+        elif r.media:
+            ok["content"] = {r.media: {"schema": {"type": "string"}}}
         elif r.path == "/metrics":
             ok["content"] = {"text/plain": {"schema": {"type": "string"}}}
         elif r.path == "/api/openapi.json":

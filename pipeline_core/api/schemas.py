@@ -22,6 +22,7 @@ __all__ = [
     "execution_doc",
     "job_definition_input",
     "job_doc",
+    "next_runs",
     "page_doc",
     "schedule_doc",
     "schedule_input",
@@ -105,7 +106,14 @@ SCHEMAS: dict[str, Any] = {
     "JobDetail": {
         "allOf": [
             _ref("Job"),
-            _object({"dag_definition": _OBJ, "config_overrides": _OBJ}),
+            _object(
+                {
+                    "dag_definition": _OBJ,
+                    "config_overrides": _OBJ,
+                    "definition_yaml": _STR,
+                    "next_runs": {"type": "array", "items": _TIME},
+                }
+            ),
         ]
     },
     "Version": _object({"version": _INT, "create_time": _TIME, "created_by": _STR_N}),
@@ -308,6 +316,19 @@ def schedule_doc(record: ScheduleRecord | None) -> dict[str, Any] | None:
         "next_trigger_time": _time(record.next_trigger_time),
         "last_trigger_time": _time(record.last_trigger_time),
     }
+
+
+def next_runs(record: ScheduleRecord | None, count: int) -> list[str]:
+    """The next ``count`` fire times of a cron schedule (none for other types)."""
+    if record is None or not record.config.enabled or record.next_trigger_time is None:
+        return []
+    if record.config.cron is None:
+        return []
+    cron = record.config.cron_schedule()
+    times = [record.next_trigger_time]
+    while len(times) < count:
+        times.append(cron.next_after(times[-1]))
+    return [t for t in (_time(t) for t in times) if t is not None]
 
 
 def job_doc(

@@ -287,3 +287,38 @@ def test_a_token_by_file_reference_may_live_outside_the_secret_directories(
     tokens = Tokens.from_env({"PIPELINE_API_ADMIN_TOKENS": f"${{file:{f}}},second"})
     assert tokens.scope_of("t0ken-from-file") == "admin"
     assert tokens.scope_of("second") == "admin"
+
+
+async def test_live_events_stream_pushes_execution_and_job_changes(live: Live) -> None:
+    """GET /api/events: a hello, then each change of an execution (its list document) and
+    of a job (its name), as Server-Sent Events; reading it needs a token like any read."""
+    import orjson
+
+    async with live.client(None) as anon:
+        assert (await anon.get("/api/events")).status_code == 401
+    async with live.client() as c:
+        await c.post("/api/jobs", json=counter("pushed", count=40))
+        events: list[tuple[str, Any]] = []
+        async with c.stream("GET", "/api/events") as stream:
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            assert stream.headers["cache-control"] == "no-store"
+            lines = stream.aiter_lines()
+            eid = None
+            event = None
+            async for line in lines:
+                if line.startswith("event: "):
+                    event = line[7:]
+                elif line.startswith("data: "):
+                    events.append((event or "", orjson.loads(line[6:])))
+                    if event == "hello":
+                        eid = (await c.post("/api/jobs/pushed/start")).json()["execution_id"]
+                        await c.post("/api/jobs/pushed/disable")
+                    done = [d for e, d in events if e == "execution" and d["status"] == "COMPLETED"]
+                    jobs = [d for e, d in events if e == "job"]
+                    if done and jobs:
+                        break
+        assert events[0][0] == "hello" and events[0][1]["instance"] == "api-test"
+        mine = [d for e, d in events if e == "execution"]
+        assert {d["execution_id"] for d in mine} == {eid}
+        assert mine[-1]["processed_records"] == 40 and mine[-1]["job_name"] == "pushed"
+        assert {"name": "pushed"} in [d for e, d in events if e == "job"]

@@ -3,13 +3,16 @@ and the dashboard in a real headless Chromium (Debian ``chromium``, driven by pl
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -71,7 +74,12 @@ def serve(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
 #: expression's numbers are in range is the server's check (400 invalid_definition with
 #: the field named). So for the three routes that take a definition, a schema-valid body
 #: may also get a 400; every other check — and this one for every other route — runs as is.
+#: The live-update stream never ends: the dashboard test reads it instead.
 SCHEMATHESIS_TOML = r"""
+[[operations]]
+include-path = "/api/events"
+enabled = false
+
 [[operations]]
 include-path-regex = '^/api/jobs(/\{name\}(/schedule)?)?$'
 include-method = ["POST", "PUT"]
@@ -117,12 +125,22 @@ def test_schemathesis_all_checks_pass(serve: tuple[str, dict[str, str]], tmp_pat
     assert "passed" in summary and " failed" not in summary and "failures" not in summary
 
 
-def test_dashboard_starts_a_job_and_shows_it_complete(
-    serve: tuple[str, dict[str, str]], tmp_path: Path
-) -> None:
-    from playwright.sync_api import expect, sync_playwright
+ADMIN = {"Authorization": "Bearer adm"}
+#: the screenshots in docs/ are taken here: PIPELINE_UPDATE_SCREENSHOT=1 writes them there
+SHOTS = REPO / "docs" / "img"
 
-    url, _env = serve
+
+def _shot(page: Any, tmp_path: Path, name: str) -> None:
+    page.screenshot(path=str(tmp_path / name), full_page=True)
+    if os.environ.get("PIPELINE_UPDATE_SCREENSHOT"):
+        SHOTS.mkdir(exist_ok=True)
+        shutil.copy(tmp_path / name, SHOTS / name)
+
+
+@contextlib.contextmanager
+def _browser(url: str) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
     with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"]
@@ -132,23 +150,185 @@ def test_dashboard_starts_a_job_and_shows_it_complete(
         console: list[str] = []
         page.on("console", lambda m: console.append(m.text))
         page.goto(url + "/")
-        # the API wants a token: the page says so, and takes one
-        expect(page.locator("#message")).to_contain_text("refresh:", timeout=10_000)
-        page.fill("#token", "adm")
-        page.click("#save-token")
+        yield page
+        assert not [m for m in console if "Content Security Policy" in m], console
+        browser.close()
+
+
+def _sign_in(page: Any) -> None:
+    from playwright.sync_api import expect
+
+    # the API wants a token: the page says so, and takes one
+    expect(page.locator("#message")).to_contain_text("Authorization: Bearer", timeout=10_000)
+    expect(page.locator("#live")).to_contain_text("offline")
+    page.fill("#token", "adm")
+    page.click("#save-token")
+    expect(page.locator("#live")).to_have_text("live", timeout=10_000)
+
+
+def _job(name: str, tmp_path: Path, **config: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "type": "BATCH_ROLLER",
+        "description": f"dashboard test job {name}",
+        "source": {
+            "type": "file",
+            "config": {"path": str(tmp_path / "examples" / "data" / "orders.jsonl")},
+        },
+        "transform": config.pop("transform", []),
+        "sink": {"type": "file", "config": {"path": str(tmp_path / "out" / name)}},
+        "config": {"on_error": "skip", **config},  # orders.jsonl has two broken lines
+    }
+
+
+def test_dashboard_job_list_and_job_page(serve: tuple[str, dict[str, str]], tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    url, _env = serve
+    for n in range(30):  # more jobs than one page holds
+        r = httpx.post(f"{url}/api/jobs", headers=ADMIN, json=_job(f"bulk-{n:02d}", tmp_path))
+        assert r.status_code == 201, r.text
+    with _browser(url) as page:
+        _sign_in(page)
+        total = httpx.get(f"{url}/api/jobs?limit=1", headers=ADMIN).json()["total"]
+        assert total > 30
+        expect(page.locator("#t-jobs")).to_have_text(str(total))
+        expect(page.locator("#jobs tbody tr")).to_have_count(25)
+        expect(page.locator(".pager .range").first).to_have_text(f"1–25 of {total}")  # noqa: RUF001
+        page.locator('.pager button[data-action="next"]').first.click()
+        expect(page.locator(".pager .range").first).to_have_text(f"26–{min(50, total)} of {total}")  # noqa: RUF001
+        expect(page.locator('.pager button[data-action="next"]').first).to_be_disabled()
+        # search: a part of the name, any case; the field keeps its focus while the list reloads
+        page.fill("#job-search", "BULK-1")
+        expect(page.locator("#jobs tbody tr")).to_have_count(10)
+        expect(page.locator(".pager .range").first).to_have_text("1–10 of 10")  # noqa: RUF001
+        expect(page.locator("#job-search")).to_be_focused()
+        page.fill("#job-search", "no such job")
+        expect(page.locator("#jobs tbody")).to_contain_text("no jobs match")
+        page.fill("#job-search", "quickstart")
         row = page.locator('tr[data-job="quickstart-orders"]')
-        expect(row).to_be_visible(timeout=10_000)
         expect(row).to_contain_text("never run")
+        page.select_option("#job-last", "NEVER")
+        expect(row).to_be_visible()
+        # start from the list: the new execution arrives by a pushed update
         row.locator('button[data-action="start"]').click()
         execution = page.locator("#executions tbody tr").first
         expect(execution).to_contain_text("quickstart-orders", timeout=10_000)
         expect(execution.locator(".status")).to_have_text("COMPLETED", timeout=30_000)
         expect(execution.locator(".records")).to_have_text("4,998")  # + 2 bad lines
-        expect(row).to_contain_text("COMPLETED")  # updated without a reload
-        execution.click()
-        expect(page.locator("#checkpoints tbody tr").first).to_contain_text("COMPLETED")
-        assert not [m for m in console if "Content Security Policy" in m], console
-        page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
-        if os.environ.get("PIPELINE_UPDATE_SCREENSHOT"):
-            shutil.copy(tmp_path / "dashboard.png", REPO / "docs" / "dashboard.png")
-        browser.close()
+        expect(page.locator("#jobs tbody")).to_contain_text("no jobs match")  # not NEVER now
+        page.select_option("#job-last", "COMPLETED")
+        expect(row).to_contain_text("COMPLETED")
+        # disable from the list, filter by it
+        page.fill("#job-search", "bulk-07")
+        page.select_option("#job-last", "")
+        page.locator('tr[data-job="bulk-07"] button[data-action="disable"]').click()
+        page.select_option("#job-enabled", "false")
+        expect(page.locator("#jobs tbody tr")).to_have_count(1)
+        expect(page.locator('tr[data-job="bulk-07"]')).to_contain_text("no")
+        page.select_option("#job-enabled", "")
+        page.fill("#job-search", "")
+        expect(page.locator("#jobs tbody tr")).to_have_count(25)
+        expect(page.locator("#t-bad")).to_have_text("2")  # the quickstart's two broken lines
+        expect(page.locator("#t-failed")).to_have_text("0 of 1")
+        _shot(page, tmp_path, "dashboard-jobs.png")
+
+        # the job page: a second version, a schedule, the definition and its diff
+        new = _job("bulk-07", tmp_path, source_batch_size=100)
+        new["description"] = "the second version"
+        assert httpx.put(f"{url}/api/jobs/bulk-07", headers=ADMIN, json=new).status_code == 200
+        r = httpx.put(
+            f"{url}/api/jobs/bulk-07/schedule",
+            headers=ADMIN,
+            json={"type": "CRON", "cron": "0 3 * * *", "timezone": "Europe/Berlin"},
+        )
+        assert r.status_code == 200, r.text
+        page.click('a[href="#/jobs/bulk-07"]')
+        expect(page.locator("#job-name")).to_have_text("bulk-07")
+        expect(page.locator("#definition")).to_contain_text("description: the second version")
+        expect(page.locator("#versions tbody tr")).to_have_count(2)
+        expect(page.locator("#job-schedule")).to_contain_text("cron 0 3 * * * Europe/Berlin")
+        expect(page.locator("#job-enabled")).to_contain_text("no")
+        expect(page.locator("#next-runs")).to_contain_text("the job is disabled")
+        page.locator('#job button[data-action="enable"]').click()
+        expect(page.locator("#job-enabled")).to_contain_text("yes")
+        expect(page.locator("#next-runs li")).to_have_count(5)
+        expect(page.locator("#next-runs li").first).to_contain_text("02:00:00")  # 3:00 Berlin
+        page.locator('tr[data-version="2"] button[data-action="diff"]').click()
+        expect(page.locator("#diff .del")).to_contain_text(["- description: dashboard test job"])
+        expect(page.locator("#diff span").nth(2)).to_have_class("del")  # removed, then added
+        expect(page.locator("#diff .add")).to_contain_text(["+ description: the second version"])
+        page.locator('tr[data-version="1"] button[data-action="show"]').click()
+        expect(page.locator("#definition")).to_contain_text("description: dashboard test job")
+        # start from the job page: it opens the execution; its run history has it
+        page.locator('#job button[data-action="start"]').click()
+        expect(page.locator("#execution-status")).to_have_text("COMPLETED", timeout=30_000)
+        page.click('#execution a[href="#/jobs/bulk-07"]')
+        history = page.locator("#history tbody tr").first
+        expect(history.locator(".status")).to_have_text("COMPLETED")
+        expect(history.locator(".records")).to_have_text("4,998")
+        expect(history.locator(".failed")).to_have_text("2")
+        page.locator('tr[data-version="2"] button[data-action="diff"]').click()
+        expect(page.locator("#diff")).to_be_visible()
+        _shot(page, tmp_path, "dashboard-job.png")
+
+
+def test_dashboard_execution_page_and_its_buttons(
+    serve: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    url, _env = serve
+    slow = _job(
+        "slow-orders",
+        tmp_path,
+        transform=[{"type": "rate_limit", "per_second": 100}],
+        source_batch_size=10,
+        checkpoint_interval="60s",  # on, but only the buttons' checkpoints come in time
+    )
+    broken = _job("broken", tmp_path)
+    broken["source"]["config"]["path"] = str(tmp_path / "no-such-file.jsonl")
+    for job in (slow, broken):
+        assert httpx.post(f"{url}/api/jobs", headers=ADMIN, json=job).status_code == 201
+    with _browser(url) as page:
+        _sign_in(page)
+        page.click('a[href="#/jobs/slow-orders"]')
+        page.locator('#job button[data-action="start"]').click()
+        status = page.locator("#execution-status")
+        expect(status).to_have_text("RUNNING", timeout=30_000)
+        expect(page.locator("#facts")).to_contain_text(re.compile(r"owner\s*\S+:\d+"))  # host:pid
+        expect(page.locator("#attempts tbody tr")).to_have_count(1)
+        expect(page.locator("#attempts tbody tr").first).to_contain_text("RUNNING")
+        # pushed updates feed the records/s chart
+        expect(page.locator("#chart polyline")).not_to_have_attribute(
+            "data-points", re.compile(r"^[0-2]$"), timeout=15_000
+        )
+        page.click('button[data-action="checkpoint"]')
+        cp = page.locator("#checkpoints tbody tr[data-checkpoint]")
+        expect(cp.first).to_contain_text("COMPLETED", timeout=15_000)
+        page.fill("#savepoint-name", "before-upgrade")
+        page.click('button[data-action="savepoint"]')
+        expect(page.locator("#checkpoints")).to_contain_text("before-upgrade", timeout=15_000)
+        saved = page.locator("#checkpoints tbody tr", has_text="before-upgrade")
+        expect(saved).to_contain_text("COMPLETED", timeout=15_000)
+        expect(saved.locator("td").nth(6)).to_contain_text("B")  # its size
+        page.click('button[data-action="pause"]')
+        expect(status).to_have_text("RUNNING (paused)", timeout=10_000)
+        expect(page.locator("#transitions")).to_contain_text("paused")
+        page.click('button[data-action="resume"]')
+        expect(status).to_have_text("RUNNING", timeout=10_000)
+        expect(page.locator("#transitions")).to_contain_text("resumed")
+        _shot(page, tmp_path, "dashboard-execution.png")
+        page.click('button[data-action="cancel"]')
+        expect(status).to_have_text("CANCELLED", timeout=40_000)
+        expect(page.locator('button[data-action="cancel"]')).to_be_disabled()
+        expect(page.locator("#transitions tbody tr").last).to_contain_text("CANCELLED")
+        expect(page.locator("#bad-records")).to_contain_text("skipped (counted, not kept)")
+
+        # a failed execution: its error, and its traceback for an admin token
+        eid = httpx.post(f"{url}/api/jobs/broken/start", headers=ADMIN).json()["execution_id"]
+        page.goto(f"{url}/#/executions/{eid}")
+        expect(status).to_have_text("FAILED", timeout=30_000)
+        expect(page.locator("#error")).to_contain_text("no-such-file.jsonl")
+        expect(page.locator("#trace")).to_contain_text("Traceback")
+        expect(page.locator("#transitions")).to_contain_text("FAILED")

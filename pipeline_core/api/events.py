@@ -1,0 +1,151 @@
+"""Live updates for the dashboard: ``GET /api/events``, a Server-Sent Events stream.
+
+One :class:`EventHub` per app looks at the database once per ``interval`` (two small
+queries: the executions that are active or ended since the last look, and each job's
+version and enabled flag) however many clients listen, and sends each client only what
+changed: ``execution`` events (the execution's list document, with live records/s while
+it runs here) and ``job`` events (``{"name": …}``: the client re-reads what it shows of
+that job). Twenty dashboards cost two queries a second, not sixty full job lists.
+
+The hub runs while someone listens and stops with the last listener. A comment line
+every 15 s keeps proxies from closing an idle stream. Each stream ends after
+:data:`LIFETIME` seconds and the client reconnects (and re-reads what it shows): uvicorn's
+graceful shutdown waits for every open response, so an endless stream would keep a
+``serve`` that was sent SIGTERM from stopping while a dashboard is open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
+
+import orjson
+from sqlalchemy import Engine, or_, select
+
+from pipeline_core.runtime.lifecycle import ACTIVE
+from pipeline_core.store import models as m
+from pipeline_core.store.executions import _record as execution_record
+
+__all__ = ["EventHub"]
+
+log = logging.getLogger("pipeline_core.api")
+
+_ACTIVE = [s.value for s in ACTIVE]
+KEEPALIVE = 15.0
+LIFETIME = 20.0
+
+
+def sse(event: str, data: Any) -> bytes:
+    """One Server-Sent Event (``data`` as one line of JSON)."""
+    return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+
+class EventHub:
+    """Polls for changes once per ``interval`` and fans them out to every listener."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        execution_doc: Callable[[Any], dict[str, Any]],
+        interval: float = 1.0,
+        max_listeners: int = 100,
+        lifetime: float = LIFETIME,
+    ) -> None:
+        self.engine = engine
+        self.execution_doc = execution_doc
+        self.interval = interval
+        self.max_listeners = max_listeners
+        self.lifetime = lifetime
+        self._listeners: set[asyncio.Queue[bytes]] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._executions: dict[str, dict[str, Any]] = {}
+        self._jobs: dict[str, tuple[int, bool]] = {}
+        #: set once the first look is taken: what a listener is told changed is measured
+        #: from there, so nothing that happens after its hello is missed
+        self._ready = asyncio.Event()
+
+    @property
+    def full(self) -> bool:
+        return len(self._listeners) >= self.max_listeners
+
+    def _look(self, since: dt.datetime) -> tuple[list[Any], dict[str, tuple[int, bool]]]:
+        x, j = m.Execution, m.JobDefinition
+        with self.engine.connect() as conn:
+            rows: Sequence[Any] = conn.execute(
+                select(x)
+                .where(or_(x.status.in_(_ACTIVE), x.end_time >= since))
+                .order_by(x.start_time, x.id)
+            ).all()  # Core rows: the record reads their columns by name
+            jobs = {
+                r[0]: (r[1], r[2]) for r in conn.execute(select(j.job_name, j.version, j.enabled))
+            }
+        return [execution_record(r) for r in rows], jobs
+
+    async def _run(self) -> None:
+        first = True
+        since = m.utcnow()
+        while True:
+            now = m.utcnow()
+            try:
+                records, jobs = await asyncio.to_thread(self._look, since - dt.timedelta(seconds=2))
+            except Exception:
+                log.warning("live updates: the metadata database did not answer", exc_info=True)
+                await asyncio.sleep(self.interval)
+                continue
+            since = now
+            out: list[bytes] = []
+            seen = set()
+            for r in records:
+                doc = self.execution_doc(r)
+                seen.add(r.execution_id)
+                if self._executions.get(r.execution_id) != doc:
+                    self._executions[r.execution_id] = doc
+                    if not first:
+                        out.append(sse("execution", doc))
+            for eid in set(self._executions) - seen:
+                del self._executions[eid]
+            for name, state in jobs.items():
+                if self._jobs.get(name) != state and not first:
+                    out.append(sse("job", {"name": name}))
+            for name in set(self._jobs) - set(jobs):
+                out.append(sse("job", {"name": name, "deleted": True}))
+            self._jobs = jobs
+            first = False
+            self._ready.set()
+            if out:
+                chunk = b"".join(out)
+                for q in list(self._listeners):
+                    if q.qsize() < 100:  # a client that stopped reading loses updates
+                        q.put_nowait(chunk)
+            await asyncio.sleep(self.interval)
+
+    async def stream(self, hello: dict[str, Any]) -> AsyncIterator[bytes]:
+        """The byte stream of one listener: a ``hello`` event, then the changes."""
+        q: asyncio.Queue[bytes] = asyncio.Queue()
+        self._listeners.add(q)
+        if self._task is None or self._task.done():
+            self._ready = asyncio.Event()
+            self._task = asyncio.create_task(self._run())
+        loop = asyncio.get_running_loop()
+        end = loop.time() + self.lifetime
+        try:
+            await self._ready.wait()
+            yield b"retry: 1000\n" + sse("hello", hello)
+            while (left := end - loop.time()) > 0:
+                try:
+                    yield await asyncio.wait_for(q.get(), min(KEEPALIVE, left))
+                except TimeoutError:
+                    yield b": keep-alive\n\n"
+        finally:
+            self._listeners.discard(q)
+            if not self._listeners and self._task is not None:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+                self._task = None
+                self._executions.clear()
+                self._jobs.clear()
