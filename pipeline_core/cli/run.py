@@ -350,6 +350,22 @@ def _summary_data(
     return data
 
 
+def _as_recorded(recording: _Recording) -> dict[str, int]:
+    """A stopped run's counts as the execution record and the output have them: read and
+    failed from the record (what ``executions`` shows), written from the last completed
+    checkpoint of the execution (what was committed; the rest was discarded)."""
+    store = recording.store
+    record = store.executions.get(recording.execution_id)
+    last = store.checkpoints.latest_completed_of_execution(recording.execution_id)
+    counts = last.state_data.get("counts", {}) if last is not None else {}
+    before = recording.restore_from.state_data.get("counts", {}) if recording.restore_from else {}
+    return {
+        "records_read": record.processed_records - before.get("records_read", 0),
+        "records_written": counts.get("records_written", 0) - before.get("records_written", 0),
+        "failed_records": record.failed_records - before.get("failed_records", 0),
+    }
+
+
 def _summary(data: dict[str, Any], as_json: bool) -> None:
     if as_json:
         print_json(data)
@@ -423,12 +439,12 @@ def run(args: argparse.Namespace) -> int:
     finally:
         signals.settle()
     if result is None or result.status is ExecutionStatus.CANCELLED:
-        _summary(
-            _summary_data(
-                prepared.job.name, ExecutionStatus.CANCELLED, final, None, recording, result
-            ),
-            args.json,
+        data = _summary_data(
+            prepared.job.name, ExecutionStatus.CANCELLED, final, None, recording, result
         )
+        if recording is not None:
+            data.update(_as_recorded(recording))
+        _summary(data, args.json)
         last = result.checkpoints[-1] if result is not None and result.checkpoints else None
         if last is not None:
             err.print(

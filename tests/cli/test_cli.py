@@ -163,12 +163,12 @@ def _slow_job(tmp_path: Path, records: int = 20_000) -> None:
     )
 
 
-def _start_slow(tmp_path: Path, *, ignore_sigint: bool = False) -> subprocess.Popen[str]:
+def _start_slow(tmp_path: Path, *extra: str, ignore_sigint: bool = False) -> subprocess.Popen[str]:
     def ignore() -> None:  # what a shell does to a job started in the background
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     proc = subprocess.Popen(
-        [str(BIN / "pipeline-run"), "run", "--no-progress", "job.yaml"],
+        [str(BIN / "pipeline-run"), "run", "--no-progress", *extra, "job.yaml"],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -226,6 +226,27 @@ def test_a_signal_checkpoints_stops_and_resume_finishes_exactly_once(
     # the summary counts what the resumed run read: everything after the checkpoint
     read = re.search(r"records read\s+([\d,]+)", resumed.stdout)
     assert read is not None and int(read.group(1).replace(",", "")) == 20_000 - len(first)
+
+
+@pytest.mark.parametrize("signals", [1, 2], ids=["checkpoint-and-stop", "stop-at-once"])
+def test_a_stopped_runs_summary_matches_its_record_and_its_output(
+    tmp_path: Path, signals: int
+) -> None:
+    """docs/cli.md: a stopped run's summary says what the execution record and the
+    committed files say — not what the sink wrote and then discarded."""
+    _slow_job(tmp_path)
+    proc = _start_slow(tmp_path, "--json")
+    for _ in range(signals):
+        proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode in (128 + signal.SIGTERM, -signal.SIGTERM), stderr
+    summary = orjson.loads(stdout)
+    assert summary["status"] == "CANCELLED"
+    (record,) = orjson.loads(pipeline_run("executions", "--json", cwd=tmp_path).stdout)
+    assert record["execution_id"] == summary["execution_id"]
+    assert summary["records_read"] == record["processed_records"]
+    assert summary["failed_records"] == record["failed_records"] == 0
+    assert summary["records_written"] == len(_published(tmp_path / "out"))
 
 
 def test_a_second_signal_stops_at_once_without_partial_output(tmp_path: Path) -> None:
