@@ -36,6 +36,7 @@ from pipeline_core.api.errors import (
 from pipeline_core.api.events import EventHub
 from pipeline_core.api.metrics import PipelineMetrics
 from pipeline_core.api.schemas import (
+    JSON_OPTIONS,
     SCHEMAS,
     checkpoint_doc,
     execution_doc,
@@ -88,7 +89,7 @@ class ApiRoute:
 
 def _json(data: Any, status: int = 200) -> Response:
     return Response(
-        orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS),
+        orjson.dumps(data, option=JSON_OPTIONS),
         status_code=status,
         media_type="application/json",
     )
@@ -263,7 +264,7 @@ class Api:
                 page,
                 lambda v: {
                     "version": v.version,
-                    "create_time": v.create_time.isoformat() + "+00:00",
+                    "create_time": v.create_time,
                     "created_by": v.created_by,
                 },
             )

@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine, or_, select
 
+from pipeline_core.api.schemas import JSON_OPTIONS
 from pipeline_core.runtime.lifecycle import ACTIVE
 from pipeline_core.store import models as m
 from pipeline_core.store.executions import _record as execution_record
@@ -41,7 +42,13 @@ LIFETIME = 20.0
 
 def sse(event: str, data: Any) -> bytes:
     """One Server-Sent Event (``data`` as one line of JSON)."""
-    return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+    return (
+        b"event: "
+        + event.encode()
+        + b"\ndata: "
+        + orjson.dumps(data, option=JSON_OPTIONS)
+        + b"\n\n"
+    )
 
 
 class EventHub:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import orjson
+
 from pipeline_core.checkpoint.repository import CheckpointInfo
 from pipeline_core.model.cron import time_zones
 from pipeline_core.model.names import NAME_PATTERN
@@ -17,6 +19,7 @@ from pipeline_core.store.registry import JobDefinition
 from pipeline_core.store.schedules import ScheduleRecord
 
 __all__ = [
+    "JSON_OPTIONS",
     "SCHEMAS",
     "checkpoint_doc",
     "execution_doc",
@@ -296,8 +299,14 @@ def job_definition_input(sources: list[str], sinks: list[str], steps: list[str])
     }
 
 
-def _time(value: dt.datetime | None) -> str | None:
-    return value.replace(tzinfo=dt.UTC).isoformat() if value is not None else None
+#: the JSON options of every document: times are stored as naive UTC and written by orjson
+#: as ``2026-12-03T18:28:28.692899+00:00`` (ten times faster than isoformat() per value)
+JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_NAIVE_UTC
+
+
+def _time(value: dt.datetime | None) -> dt.datetime | None:
+    """A stored time as it goes into a document (see :data:`JSON_OPTIONS`)."""
+    return value
 
 
 def schedule_doc(record: ScheduleRecord | None) -> dict[str, Any] | None:
@@ -318,7 +327,7 @@ def schedule_doc(record: ScheduleRecord | None) -> dict[str, Any] | None:
     }
 
 
-def next_runs(record: ScheduleRecord | None, count: int) -> list[str]:
+def next_runs(record: ScheduleRecord | None, count: int) -> list[dt.datetime]:
     """The next ``count`` fire times of a cron schedule (none for other types)."""
     if record is None or not record.config.enabled or record.next_trigger_time is None:
         return []
@@ -328,7 +337,7 @@ def next_runs(record: ScheduleRecord | None, count: int) -> list[str]:
     times = [record.next_trigger_time]
     while len(times) < count:
         times.append(cron.next_after(times[-1]))
-    return [t for t in (_time(t) for t in times) if t is not None]
+    return times
 
 
 def job_doc(
