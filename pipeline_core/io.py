@@ -168,6 +168,12 @@ class Source(abc.ABC, Generic[C]):
         quick. Default: nothing to check."""
         return []
 
+    async def check_connection(self) -> str | None:
+        """Connect to what this source reads from and disconnect again, reading nothing
+        (``pipeline-run validate --connect``): None when it is reachable, else what is
+        wrong in one line. Called instead of ``open``. Default: None (nothing to reach)."""
+        return None
+
     def identity(self, job_name: str) -> dict[str, Any] | None:
         """What this source reads from, as JSON-able values (Kafka: brokers and group; a
         database: its URL without credentials and the table). Stored with every
@@ -232,6 +238,12 @@ class Sink(abc.ABC, Generic[C]):
         ``checkpoint_id``: finish committing what that checkpoint's ``prepare_commit``
         returned (``prepared``) if the crash came before ``on_checkpoint_complete``, and
         discard leftovers of the crashed run. Must be idempotent."""
+
+    async def check_connection(self) -> str | None:
+        """Connect to what this sink writes to and disconnect again, writing nothing
+        (``pipeline-run validate --connect``): None when it is reachable, else what is
+        wrong in one line. Called instead of ``open``. Default: None (nothing to reach)."""
+        return None
 
     def describe_output(self) -> str | None:
         """One line for the run summary saying where committed output went, if useful."""

@@ -7,18 +7,19 @@ storage, never from a live database.
 
 In front of it sits a bounded **write-back cache** of deserialised values: a read of a
 cached entry is a dict lookup (no pickle, no LMDB lookup), a write only marks the entry
-dirty. Dirty entries reach LMDB in one write transaction at the checkpoint barrier
-(``flush``), or when the cache is full (then the oldest quarter of the entries is
-dropped). Because the live database is never what a restore reads, writing evicted
-entries early makes nothing durable that a restore would see. A snapshot is
-``env.copy(compact=True)`` — a consistent copy made under a read transaction.
+dirty. Dirty entries reach LMDB in one write transaction when the cache is full (then
+the oldest quarter of the entries is dropped) and before a full snapshot. Because the
+live database is never what a restore reads, writing evicted entries early makes nothing
+durable that a restore would see. A full snapshot is ``env.copy(compact=True)`` — a
+consistent copy made under a read transaction.
 
-Incremental checkpoints: every key written to LMDB since the last snapshot, delta or
-restore is remembered (as its LMDB key), and ``snapshot_delta`` writes just those entries
-— the value, or a tombstone for a deleted key — sorted, to ``state.delta``. When more
-keys changed than ``cache_entries``, or more than half of the state, it declines and a
-full snapshot is taken instead. ``restore_delta`` applies such a file in one write
-transaction.
+Incremental checkpoints: ``snapshot_delta`` writes to ``state.delta``, sorted, every
+entry changed since the last checkpoint — the value, or a tombstone for a deleted key:
+the dirty ones straight from the cache (writing them into LMDB first would cost random
+page writes all over the database, more than the delta itself), and those eviction
+wrote to LMDB since, whose LMDB keys it remembers. When more keys changed than
+``cache_entries``, or more than half of the state, it declines and a full snapshot is
+taken instead. ``restore_delta`` applies such a file in one write transaction.
 """
 
 from __future__ import annotations
@@ -68,14 +69,19 @@ class LmdbStateConfig(StateBackendConfig):
 
 
 class _Namespace:
-    """The cached entries of one namespace and which of them LMDB does not have yet."""
+    """The cached entries of one namespace, which of them LMDB does not have yet, and
+    their LMDB keys (serialised once: a flush would otherwise pay for it every time)."""
 
-    __slots__ = ("cache", "dirty", "prefix")
+    __slots__ = ("cache", "dirty", "encoded", "prefix", "unwritten")
 
     def __init__(self, name: str) -> None:
         self.prefix = name.encode() + _SEP
         self.cache: dict[Any, Any] = {}
+        #: changed since the last checkpoint, not in LMDB yet
         self.dirty: set[Any] = set()
+        #: not in LMDB yet either, but already in a checkpoint (a delta wrote it)
+        self.unwritten: set[Any] = set()
+        self.encoded: dict[Any, bytes] = {}
 
 
 class LmdbStateBackend(StateBackend[LmdbStateConfig]):
@@ -133,9 +139,11 @@ class LmdbStateBackend(StateBackend[LmdbStateConfig]):
         except TypeError:  # an unhashable key (a list): never cached
             return self._get_uncached(ns, key, default)
         if value is _MISS:
-            data = self._write().get(ns.prefix + self.serializer.dumps(key))
+            kb = ns.prefix + self.serializer.dumps(key)
+            data = self._write().get(kb)
             value = _ABSENT if data is None else self.serializer.loads(bytes(data))
             ns.cache[key] = value
+            ns.encoded[key] = kb
             self._size += 1
             if self._size > self.config.cache_entries:
                 self._evict()
@@ -189,37 +197,46 @@ class LmdbStateBackend(StateBackend[LmdbStateConfig]):
     # --- write-back ------------------------------------------------------------------
 
     def _write_dirty(self) -> None:
-        """Put every dirty entry into the write transaction; they are clean after."""
-        if not any(ns.dirty for ns in self._ns.values()):
+        """Put every entry LMDB lacks into the write transaction; they are clean after.
+        The LMDB keys of those changed since the last checkpoint are remembered for the
+        next delta (the others are in a checkpoint already)."""
+        if not any(ns.dirty or ns.unwritten for ns in self._ns.values()):
             return
         txn = self._write()
         dumps = self.serializer.dumps
         changed = self._changed
         for ns in self._ns.values():
-            if not ns.dirty:
+            if not ns.dirty and not ns.unwritten:
                 continue
-            cache, prefix = ns.cache, ns.prefix
+            cache, encoded, dirty = ns.cache, ns.encoded, ns.dirty
             puts = []
-            for key in ns.dirty:
+            for key in (dirty | ns.unwritten) if ns.unwritten else dirty:
                 value = cache[key]
-                kb = prefix + dumps(key)
+                kb = encoded.get(key)
+                if kb is None:
+                    kb = encoded[key] = ns.prefix + dumps(key)
                 if value is _ABSENT:
                     txn.delete(kb)
                 else:
                     puts.append((kb, dumps(value)))
-                if changed is not None:
+                if changed is not None and key in dirty:
                     changed.add(kb)
             if puts:
                 with txn.cursor() as cur:
                     cur.putmulti(puts)
-            ns.dirty = set()
+            ns.dirty, ns.unwritten = set(), set()
         if changed is not None and len(changed) > self.config.cache_entries:
             self._changed = None
 
-    def _evict(self) -> None:
-        """The cache is full: write the dirty entries in one transaction, then drop the
-        oldest quarter (insertion order) of every namespace's entries."""
+    def _write_back(self) -> None:
+        """Write every entry LMDB lacks, in one transaction, and commit it."""
+        self._write_dirty()
         self.flush()
+
+    def _evict(self) -> None:
+        """The cache is full: write what LMDB lacks in one transaction, then drop the
+        oldest quarter (insertion order) of every namespace's entries."""
+        self._write_back()
         limit = self.config.cache_entries
         drop = self._size - limit * 3 // 4
         if drop <= 0:
@@ -228,12 +245,17 @@ class LmdbStateBackend(StateBackend[LmdbStateConfig]):
         for ns in self._ns.values():
             cache = ns.cache
             doomed = list(itertools.islice(cache, round(len(cache) * share + 0.5)))
+            encoded = ns.encoded
             for key in doomed:
                 del cache[key]
+                encoded.pop(key, None)
         self._size = sum(len(ns.cache) for ns in self._ns.values())
 
     def flush(self) -> None:
-        self._write_dirty()
+        """Commit the open write transaction (LMDB write transactions belong to the
+        thread that began them: the coordinator calls this in the event loop's thread
+        before a snapshot runs in a worker). Dirty cached entries stay in memory: a
+        delta takes them from there, a full snapshot writes them first."""
         if self._txn is not None:
             self._txn.commit()
             self._txn = None
@@ -241,7 +263,7 @@ class LmdbStateBackend(StateBackend[LmdbStateConfig]):
     # --- checkpoints -----------------------------------------------------------------
 
     def snapshot(self, directory: Path) -> int:
-        self.flush()
+        self._write_back()
         assert self._env is not None
         target = directory / "state.lmdb"
         target.mkdir(parents=True, exist_ok=True)
@@ -250,21 +272,47 @@ class LmdbStateBackend(StateBackend[LmdbStateConfig]):
         return sum(f.stat().st_size for f in target.iterdir())
 
     def snapshot_delta(self, directory: Path) -> int | None:
+        """The entries changed since the last checkpoint: those still dirty in the cache
+        (taken from memory: they are not written to LMDB for this — the random page
+        writes of that would cost more than the delta), and those eviction wrote to
+        LMDB since (read back from it)."""
         self.flush()
         assert self._env is not None
         changed = self._changed
-        if changed is None or len(changed) * 2 > self._env.stat()["entries"]:
+        if changed is None:
             return None
+        dirty = sum(len(ns.dirty) for ns in self._ns.values())
+        state = max(self._env.stat()["entries"], self._size)
+        if (len(changed) + dirty) * 2 > state:
+            return None
+        dumps = self.serializer.dumps
+        entries: dict[bytes, bytes | None] = {}
+        for ns in self._ns.values():
+            cache, encoded = ns.cache, ns.encoded
+            for key in ns.dirty:
+                kb = encoded.get(key)
+                if kb is None:
+                    kb = encoded[key] = ns.prefix + dumps(key)
+                value = cache[key]
+                entries[kb] = None if value is _ABSENT else dumps(value)
         path = directory / _DELTA_FILE
         pack = _ENTRY.pack
-        with open(path, "wb") as f, self._env.begin() as txn:
+        with self._env.begin() as txn:
+            for kb in changed:
+                if kb not in entries:  # a dirty cached value is newer
+                    entries[kb] = txn.get(kb)
+        with open(path, "wb") as f:
             f.write(_DELTA_MAGIC)
-            for kb in sorted(changed):
-                value = txn.get(kb)
+            for kb in sorted(entries):
+                value = entries[kb]
                 if value is None:
                     f.write(pack(-1, len(kb)) + kb)
                 else:
                     f.write(pack(len(value), len(kb)) + kb + value)
+        for ns in self._ns.values():  # checkpointed now, still to be written to LMDB
+            if ns.dirty:
+                ns.unwritten |= ns.dirty
+                ns.dirty = set()
         self._changed = set()
         return path.stat().st_size
 
@@ -278,7 +326,7 @@ class LmdbStateBackend(StateBackend[LmdbStateConfig]):
         self._changed = set()
 
     def restore_delta(self, directory: Path) -> None:
-        self.flush()
+        self._write_back()
         data = memoryview((directory / _DELTA_FILE).read_bytes())
         if data[: len(_DELTA_MAGIC)] != _DELTA_MAGIC:
             raise ValueError(f"{directory / _DELTA_FILE} is not an LMDB state delta")
