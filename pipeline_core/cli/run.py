@@ -520,25 +520,45 @@ def _push(url: str, job_name: str, prom: Any) -> None:
         err.print(f"metrics pushed to {url}", soft_wrap=True)
 
 
-def _check_inputs(prepared: PreparedJob) -> None:
+def _has_references(spec: Any) -> bool:
+    return "${" in repr(getattr(spec, "config", None))
+
+
+def _check_inputs(prepared: PreparedJob, connect: bool) -> None:
     """What the source can see is wrong without reading (an input path that does not
-    exist). A source whose secret references do not resolve here is not checked: they
-    may well resolve where the job runs."""
-    try:
-        source = prepared.make_source()
-    except ConfigError:
-        return
-    problems = source.check()
+    exist); with ``connect``, whether the source, sink and dead-letter sink reach what
+    they read and write. Without ``connect`` a component whose config holds a secret
+    reference is not asked (``validate`` resolves no secret); with it, the references
+    are resolved as a run would, and one that does not resolve is reported."""
+    job = prepared.job
+    problems: list[Problem] = []
+    components: list[tuple[Any, Any, str]] = [
+        (job.source, prepared.make_source, prepared.source_label),
+        (job.sink, prepared.make_sink, prepared.sink_label),
+    ]
+    if prepared.make_dead_letter is not None:
+        components.append((job.config.dead_letter, prepared.make_dead_letter, "dead_letter sink"))
+    for index, (spec, make, label) in enumerate(components):
+        if not connect and (index > 0 or _has_references(spec)):
+            continue
+        try:
+            component = make()
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            continue
+        messages = component.check() if index == 0 else []
+        if connect:
+            unreachable = asyncio.run(component.check_connection())
+            messages += [unreachable] if unreachable else []
+        problems += [Problem(m, job=job.name, component=label) for m in messages]
     if problems:
-        raise ConfigError(
-            [Problem(p, job=prepared.job.name, component=prepared.source_label) for p in problems]
-        )
+        raise ConfigError(problems)
 
 
 def validate(args: argparse.Namespace) -> int:
     try:
         _plugins, prepared = _load(args.jobfile, run=False)
-        _check_inputs(prepared)
+        _check_inputs(prepared, args.connect)
     except PipelineError as exc:
         if args.json:
             problems = exc.problems if isinstance(exc, ConfigError) else [str(exc)]
@@ -611,4 +631,10 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     v = sub.add_parser("validate", help="check a job file without running it")
     v.add_argument("jobfile")
     v.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    v.add_argument(
+        "--connect",
+        action="store_true",
+        help="also connect to what the source, sink and dead-letter sink use (resolves "
+        "the job's secret references, as a run would)",
+    )
     v.set_defaults(func=validate)

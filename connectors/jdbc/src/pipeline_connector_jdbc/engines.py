@@ -13,12 +13,12 @@ import threading
 
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 from pipeline_connector_jdbc import drivers, mysql
 from pipeline_core import FieldError
 
-__all__ = ["acquire", "release"]
+__all__ = ["acquire", "reachable", "release"]
 
 _lock = threading.Lock()
 _engines: dict[str, tuple[Engine, int]] = {}
@@ -97,3 +97,19 @@ def release(url: str) -> None:
             engine.dispose()
         else:
             _engines[url] = (engine, count - 1)
+
+
+def reachable(url: str) -> str | None:
+    """None when a connection to ``url`` opens (and is closed again at once), else the
+    problem in one line, the password shown as ***. Blocks: run it in a thread."""
+    try:
+        engine = acquire(url)
+    except FieldError as exc:
+        return exc.message
+    try:
+        engine.connect().close()
+    except DBAPIError as exc:
+        return drivers.cannot_connect(url, engine.dialect.driver, exc.orig or exc)
+    finally:
+        release(url)
+    return None

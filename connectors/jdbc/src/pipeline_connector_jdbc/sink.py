@@ -95,6 +95,10 @@ class JdbcSink(Sink[JdbcSinkConfig]):
 
     # --- open ----------------------------------------------------------------------
 
+    async def check_connection(self) -> str | None:
+        """``validate --connect``: the database answers (a connection opens)."""
+        return await asyncio.to_thread(engines.reachable, self.config.url)
+
     async def open(self, ctx: RuntimeContext) -> None:
         await super().open(ctx)
         try:

@@ -94,6 +94,10 @@ class JdbcSource(Source[JdbcSourceConfig]):
 
     # --- open and validate ---------------------------------------------------------
 
+    async def check_connection(self) -> str | None:
+        """``validate --connect``: the database answers (a connection opens)."""
+        return await asyncio.to_thread(engines.reachable, self.config.url)
+
     async def open(self, ctx: RuntimeContext, restored_position: dict[str, Any] | None) -> None:
         await super().open(ctx, restored_position)
         try:
