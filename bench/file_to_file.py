@@ -1,39 +1,34 @@
-"""Benchmark: JSON Lines file → parse → filter → map → JSON Lines file.
+"""Benchmark: JSON Lines file → parse → filter → map → JSON Lines file, whole processes.
 
-The framework (file source → Stream.filter → Stream.map → file sink) against a
-hand-written loop doing the same work with the same JSON library (orjson), in the same
-run. Each measurement runs in a fresh subprocess so that peak RSS is its own.
+The framework, ``pipeline-run run bench/jobs/file_to_file.yaml`` at its defaults (file
+source → filter → map → file sink, recorded in SQLite), against a hand-written orjson
+loop calling the same step functions (``bench/jobs/file_fns.py``),
+``python bench/file_to_file.py --child baseline+fsync`` — with an fsync at the end, as
+the file sink does by default — and without it, in the same run.
 
-    python bench/file_to_file.py [--records 1000000] [--repeat 3]
+    python bench/file_to_file.py [--records 1000000] [--repeat 5]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import random
 import shutil
-import statistics
-import subprocess
 import sys
-import time
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from harness import Contender
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / ".data"
-
-
-def keep(r: dict[str, Any]) -> bool:
-    return r["status"] == "paid"
-
-
-def enrich(r: dict[str, Any]) -> dict[str, Any]:
-    r["amount_cents"] = int(r["amount"] * 100)
-    r["user"] = r["user"].upper()
-    return r
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE / "jobs"))
 
 
 def make_input(path: Path, n: int) -> None:
@@ -57,74 +52,53 @@ def make_input(path: Path, n: int) -> None:
     tmp.rename(path)
 
 
-# --- the two contenders (run in child processes) ----------------------------------
-
-
-def run_baseline(inp: str, out_dir: str, fsync: bool = False) -> int:
+def run_baseline(inp: str, out_dir: str, fsync: bool) -> None:
     import orjson
+    from file_fns import enrich, keep
 
     loads, dumps = orjson.loads, orjson.dumps
     os.makedirs(out_dir, exist_ok=True)
-    written = 0
     with open(inp, "rb") as f, open(os.path.join(out_dir, "out.jsonl"), "wb") as o:
         for line in f:
             r = loads(line)
             if keep(r):
                 o.write(dumps(enrich(r)) + b"\n")
-                written += 1
         if fsync:
             o.flush()
             os.fsync(o.fileno())
-    return written
 
 
-def run_framework(inp: str, out_dir: str, fsync: bool = False) -> int:
-    from pipeline_core import PipelineJob
-    from pipeline_core.testing import run
+def contenders(inp: Path, work: Path) -> list[Contender]:
+    from harness import BIN, Contender
 
-    # Built and validated inside the timed region: plugin discovery and job preparation
-    # are part of what a user waits for; interpreter imports are reported separately.
-    job = (
-        PipelineJob.builder()
-        .name("bench-file-to-file")
-        .source("file", path=inp, format="jsonl")
-        .transform(lambda s: s.filter(keep).map(enrich))
-        .sink("file", path=out_dir, fsync=fsync)
-        .build()
-    )
-    return run(job).records_written
+    def fresh(out: Path) -> Callable[[], None]:
+        return lambda: shutil.rmtree(out, ignore_errors=True)
 
+    def lines(out: Path) -> Callable[[], int]:
+        def count() -> int:
+            n = sum(p.read_bytes().count(b"\n") for p in out.rglob("*") if p.is_file())
+            shutil.rmtree(out, ignore_errors=True)
+            return n
 
-def child(which: str, inp: str, out_dir: str) -> None:
-    import resource
+        return count
 
-    fn = run_baseline if which.startswith("baseline") else run_framework
-    t_import = time.perf_counter()
-    if fn is run_framework:
-        import pipeline_core.testing  # noqa: F401
-    t0 = time.perf_counter()
-    written = fn(inp, out_dir, which.endswith("+fsync"))
-    elapsed = time.perf_counter() - t0
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    imports = t0 - t_import
-    print(
-        json.dumps({"elapsed": elapsed, "written": written, "rss_mb": rss_mb, "imports": imports})
-    )
-
-
-def measure(which: str, inp: Path, records: int) -> dict[str, float]:
-    out_dir = DATA / f"out-{which}"
-    shutil.rmtree(out_dir, ignore_errors=True)
-    proc = subprocess.run(
-        [sys.executable, __file__, "--child", which, str(inp), str(out_dir)],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    shutil.rmtree(out_dir, ignore_errors=True)
-    result["rate"] = records / result["elapsed"]
-    return result
+    me = [sys.executable, __file__, "--child"]
+    out = {name: work / name for name in ("baseline", "baseline+fsync", "framework")}
+    job = HERE / "jobs" / "file_to_file.yaml"
+    return [
+        *(
+            Contender(n, [*me, n, str(inp), str(out[n])], fresh(out[n]), lines(out[n]))
+            for n in ("baseline", "baseline+fsync")
+        ),
+        Contender(
+            "framework",
+            [str(BIN / "pipeline-run"), "run", str(job)],
+            fresh(out["framework"]),
+            lines(out["framework"]),
+            env={"PIPELINE_BENCH_INPUT": str(inp), "PIPELINE_BENCH_OUTPUT": str(out["framework"])},
+            cwd=work,
+        ),
+    ]
 
 
 def main() -> None:
@@ -134,41 +108,18 @@ def main() -> None:
     parser.add_argument("--child", nargs=3, metavar=("WHICH", "INPUT", "OUT"))
     args = parser.parse_args()
     if args.child:
-        child(*args.child)
+        run_baseline(args.child[1], args.child[2], fsync=args.child[0].endswith("+fsync"))
         return
+    from harness import measure, report
 
     DATA.mkdir(exist_ok=True)
     inp = DATA / f"input-{args.records}.jsonl"
     make_input(inp, args.records)
     size_mb = inp.stat().st_size / 1e6
-    print(f"input: {args.records:,} records, {size_mb:.0f} MB; python {platform.python_version()}")
-    # "+fsync": the output is fsynced before it counts as written — the file sink's
-    # default (fsync: true), so that a completed job survives a power loss.
-    runs: dict[str, list[dict[str, float]]] = {
-        "baseline": [],
-        "framework": [],
-        "baseline+fsync": [],
-        "framework+fsync": [],
-    }
-    for _ in range(args.repeat):  # interleaved, so both see the same machine state
-        for which in runs:
-            runs[which].append(measure(which, inp, args.records))
-    written = {r["written"] for rs in runs.values() for r in rs}
-    assert len(written) == 1, f"contenders disagree on the output: {runs}"
-    med = {w: statistics.median(r["elapsed"] for r in rs) for w, rs in runs.items()}
-    rss = {w: max(r["rss_mb"] for r in rs) for w, rs in runs.items()}
-    for w in runs:
-        print(
-            f"{w:16s} median {med[w]:6.2f} s  {args.records / med[w]:>10,.0f} records/s  "
-            f"peak RSS {rss[w]:6.1f} MB  (runs: "
-            + ", ".join(f"{r['elapsed']:.2f}" for r in runs[w])
-            + ")"
-        )
-    imports = statistics.median(r["imports"] for r in runs["framework"])
-    print(f"(framework imports, not timed above: {imports:.2f} s)")
-    for suffix in ("", "+fsync"):
-        ratio = med[f"framework{suffix}"] / med[f"baseline{suffix}"]
-        print(f"framework{suffix} time / baseline{suffix} time = {ratio:.3f}")
+    with tempfile.TemporaryDirectory(prefix="bench-file-", dir=DATA) as tmp:
+        runs = measure(contenders(inp, Path(tmp)), args.repeat)
+    title = f"{args.records:,} records ({size_mb:.0f} MB), Python {platform.python_version()}"
+    print(report(title, runs, "baseline+fsync"))
 
 
 if __name__ == "__main__":

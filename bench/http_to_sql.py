@@ -1,9 +1,11 @@
 """Benchmark: a local paged API (1,000,000 records, pages of 1,000, each answered after a
-simulated network latency) → PostgreSQL, the framework (http source with prefetch → jdbc
-sink with COPY) against a hand-written httpx loop (sequential fetch + COPY), same run.
+simulated network latency) → PostgreSQL, whole processes, same run: the framework is
+``pipeline-run run bench/jobs/http_to_sql.yaml`` at its defaults (http source → jdbc sink
+with COPY), the baseline ``python bench/http_to_sql.py --child baseline`` (a hand-written
+httpx loop: fetch a page, COPY it, fetch the next).
 
     PIPELINE_BENCH_PG_URL=postgresql+psycopg://postgres@127.0.0.1:5432/postgres \\
-        python bench/http_to_sql.py [--records 1000000] [--latency-ms 10] [--repeat 2]
+        python bench/http_to_sql.py [--records 1000000] [--latency-ms 10] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -11,14 +13,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlparse
+
+if TYPE_CHECKING:
+    from harness import Contender
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 ADMIN = os.environ.get(
     "PIPELINE_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -112,70 +120,78 @@ def run_baseline(base: str) -> int:
     return written
 
 
-def run_framework(base: str) -> int:
-    from pipeline_core import PipelineJob
-    from pipeline_core.testing import run
-
-    job = (
-        PipelineJob.builder()
-        .name("bench-http")
-        .source(
-            "http",
-            url=f"{base}/items",
-            records_path="data",
-            prefetch=4,
-            pagination={"style": "page", "page_size": PAGE},
-        )
-        .sink("jdbc", url=db_url(), table="dst_framework")
-        .config(source_batch_size=PAGE, sink_batch_size=PAGE)
-        .build()
-    )
-    return run(job).records_written
-
-
-def child(which: str, base: str) -> None:
-    import resource
-
-    if which == "framework":
-        import pipeline_connector_http  # noqa: F401 - imports outside the timed region
-        import pipeline_connector_jdbc  # noqa: F401
-        import pipeline_core.testing  # noqa: F401
-    t0 = time.perf_counter()
-    written = run_baseline(base) if which == "baseline" else run_framework(base)
-    elapsed = time.perf_counter() - t0
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"elapsed": elapsed, "written": written, "rss_mb": rss}))
-
-
-def measure(which: str, base: str) -> dict[str, Any]:
+def sql(statement: str) -> int:
     import psycopg
 
     with psycopg.connect(libpq(db_url()), autocommit=True) as conn:
-        conn.execute("TRUNCATE dst_baseline, dst_framework")
-    proc = subprocess.run(
-        [sys.executable, __file__, "--child", which, base],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result
+        cur = conn.execute(statement)
+        row = cur.fetchone() if cur.description else None
+    return int(row[0]) if row else 0
+
+
+def contenders(base: str, workdir: Path, variants: list[str]) -> list[Contender]:
+    from harness import BIN, Contender
+
+    def truncate() -> None:
+        sql("TRUNCATE dst_baseline, dst_framework")
+
+    def count(table: str) -> Callable[[], int]:
+        return lambda: sql(f"SELECT count(*) FROM {table}")
+
+    job = Path(__file__).parent / "jobs" / "http_to_sql.yaml"
+    env = {"PIPELINE_BENCH_DB_URL": db_url(), "PIPELINE_BENCH_API": base}
+    out = [
+        Contender(
+            "baseline",
+            [sys.executable, __file__, "--child", "baseline", base],
+            truncate,
+            count("dst_baseline"),
+        ),
+        Contender(
+            "framework",
+            [str(BIN / "pipeline-run"), "run", str(job)],
+            truncate,
+            count("dst_framework"),
+            env=env,
+            cwd=workdir,
+        ),
+    ]
+    for (
+        v
+    ) in variants:  # "name=yaml config block", e.g. "no-page-ckpt={checkpoint_each_page: false}"
+        name, _, block = v.partition("=")
+        variant = workdir / f"{name}.yaml"
+        variant.write_text(job.read_text() + f"config: {block}\n")
+        out.append(
+            Contender(
+                name,
+                [str(BIN / "pipeline-run"), "run", str(variant)],
+                truncate,
+                count("dst_framework"),
+                env=env,
+                cwd=workdir,
+            )
+        )
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--latency-ms", type=float, default=10.0)
-    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--child", nargs=2)
+    parser.add_argument("--variant", action="append", default=[])
     parser.add_argument("--serve", nargs=3)
     args = parser.parse_args()
     if args.serve:
         serve(int(args.serve[0]), float(args.serve[1]), args.serve[2])
         return
     if args.child:
-        child(*args.child)
+        run_baseline(args.child[1])
         return
+    from harness import measure, report
+
     setup()
     port_file = f"/tmp/pipeline-bench-api-{os.getpid()}"
     server = subprocess.Popen(
@@ -194,25 +210,13 @@ def main() -> None:
                 break
             time.sleep(0.05)
         base = f"http://127.0.0.1:{Path(port_file).read_text()}"
-        runs: dict[str, list[dict[str, Any]]] = {"baseline": [], "framework": []}
-        for _ in range(args.repeat):
-            for which in runs:
-                runs[which].append(measure(which, base))
+        with tempfile.TemporaryDirectory(prefix="bench-http-") as tmp:
+            runs = measure(contenders(base, Path(tmp), args.variant), args.repeat)
     finally:
         server.terminate()
         os.unlink(port_file)
-    written = {r["written"] for rs in runs.values() for r in rs}
-    assert written == {args.records}, runs
-    med = {w: statistics.median(r["elapsed"] for r in rs) for w, rs in runs.items()}
-    print(f"{args.records:,} records in pages of {PAGE}, {args.latency_ms:g} ms API latency")
-    for w, rs in runs.items():
-        rss = max(r["rss_mb"] for r in rs)
-        times = ", ".join(f"{r['elapsed']:.2f}" for r in rs)
-        print(
-            f"{w:10s} median {med[w]:6.2f} s {args.records / med[w]:>10,.0f} records/s  "
-            f"peak RSS {rss:6.1f} MB  (runs: {times})"
-        )
-    print(f"framework time / hand-written time = {med['framework'] / med['baseline']:.3f}")
+    title = f"{args.records:,} records in pages of {PAGE}, {args.latency_ms:g} ms API latency"
+    print(report(title, runs, "baseline"))
 
 
 if __name__ == "__main__":
