@@ -58,7 +58,7 @@ def _similar_jobs(args: argparse.Namespace, message: str) -> str:
         names = [d.job_name for d in MetadataStore.open(args.database).registry.list_all()]
     except PipelineError:
         return ""
-    return did_you_mean(name, names)
+    return did_you_mean(name, [n for n in names if n != name])  # a missing version: none
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -84,3 +84,11 @@ def test_jobs_import_takes_files_and_directories(workdir: Path) -> None:
     assert list(report["failed"]) == ["missing.yaml"]
     assert "cannot read job file 'missing.yaml'" in report["failed"]["missing.yaml"]
     assert "Traceback" not in proc.stderr
+
+
+def test_a_missing_version_of_a_known_job_suggests_nothing(workdir: Path) -> None:
+    proc = pipeline_run("jobs", "show", "quickstart-orders", "--version", "9", cwd=workdir)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        "error: job 'quickstart-orders' has no version 9 (versions 1 to 1)"
+    ]
