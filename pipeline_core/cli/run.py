@@ -75,18 +75,21 @@ def _refresh(progress: Progress, task: TaskID, metrics: RunMetrics) -> None:
 
 
 def _progress_bar() -> Progress:
-    return Progress(
+    # At 80 columns the default 40-cell bar leaves the counters cut off ("0:00:…"):
+    # the bar takes what the text leaves, and the time remaining goes first.
+    wide = err.width >= 110
+    columns: list[Any] = [
         TextColumn("[bold]{task.description}"),
-        BarColumn(),
+        BarColumn(bar_width=max(10, min(40, err.width - 76))),
         TextColumn("{task.percentage:>5.1f}%"),
         TextColumn("{task.fields[records]} records"),
         TextColumn("{task.fields[rate]} rec/s"),
         TextColumn("[red]{task.fields[failed]} failed"),
         TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=False,
-    )
+    ]
+    if wide:
+        columns.append(TimeRemainingColumn())
+    return Progress(*columns, console=err, transient=False)
 
 
 #: after a second signal, the seconds a run may take to stop before the process exits

@@ -142,6 +142,20 @@ def test_progress_bar_when_attached_to_a_terminal(tmp_path: Path) -> None:
     assert "4,998 records" in proc.stderr and "rec/s" in proc.stderr
 
 
+def test_progress_bar_at_80_columns_cuts_nothing(tmp_path: Path) -> None:
+    shutil.copytree(
+        REPO / "examples", tmp_path / "examples", ignore=shutil.ignore_patterns("output")
+    )
+    proc = pipeline_run(
+        "run", "examples/quickstart.yaml", cwd=tmp_path, env={"FORCE_COLOR": "1", "COLUMNS": "80"}
+    )
+    assert proc.returncode == 0, proc.stderr
+    plain = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", proc.stderr).replace("\r", "\n")
+    last = [line for line in plain.splitlines() if "100.0%" in line][-1]
+    assert len(last) <= 80 and "…" not in last
+    assert re.search(r"4,998 records [\d,]+ rec/s 2 failed \d+:\d\d:\d\d$", last.rstrip()), last
+
+
 def test_connectors_lists_the_file_connector() -> None:
     proc = pipeline_run("connectors")
     assert proc.returncode == 0, proc.stderr
