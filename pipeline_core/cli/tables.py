@@ -121,6 +121,9 @@ def print_table(
     """Columns named in ``keep`` stay on one line; the others wrap between words when
     space is short. ``optional`` columns are left out, first first, when the others
     would not fit whole otherwise."""
+    if not rows:  # a header over nothing looks like a failure to list
+        out.print(f"{title}: none", markup=False)
+        return
     cells = [["-" if v is None else str(v) for v in row] for row in rows]
     widths = column_widths(out.width, columns, cells, keep, optional)
     hidden = [c for c in columns if c not in widths]

@@ -180,3 +180,9 @@ def test_validate_and_run_summaries_as_json(workdir: Path) -> None:
         if r["execution_id"] == summary["execution_id"]
     ]
     assert record["processed_records"] == summary["records_read"]
+
+
+def test_an_empty_listing_says_none(tmp_path: Path) -> None:
+    for args, line in ((("jobs", "list"), "Jobs: none"), (("executions",), "Executions: none")):
+        assert _piped(*args, cwd=tmp_path, columns="80").splitlines() == [line]
+        assert _json(*args, cwd=tmp_path) == []
