@@ -381,6 +381,20 @@ class Api:
         )
         return _json(page_doc(page, checkpoint_doc))
 
+    async def throughput(self, request: Request) -> Response:
+        eid = request.path_params["id"]
+        await run_in_threadpool(self.store.executions.get, eid)  # 404 if there is none
+        samples = list(self.events.samples.get(eid, ()))
+        return _json(
+            {
+                "execution_id": eid,
+                "interval": self.events.interval,
+                "samples": [
+                    {"time": t, "records_per_second": v, "records": n} for t, v, n in samples
+                ],
+            }
+        )
+
     # --- the rest --------------------------------------------------------------------------
 
     async def connectors(self, request: Request) -> Response:
@@ -665,6 +679,15 @@ ROUTES: list[ApiRoute] = [
         response="CheckpointPage",
         errors=(400, 404),
         query=_paging_query(100, 1000),
+    ),
+    ApiRoute(
+        "GET",
+        f"{_EXEC}/throughput",
+        Api.throughput,
+        "Records/s of a running execution, one sample a second while live updates are read",
+        "read",
+        response="Throughput",
+        errors=_E404,
     ),
     ApiRoute(
         "GET",

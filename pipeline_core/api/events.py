@@ -7,6 +7,10 @@ changed: ``execution`` events (the execution's list document, with live records/
 it runs here) and ``job`` events (``{"name": …}``: the client re-reads what it shows of
 that job). Twenty dashboards cost two queries a second, not sixty full job lists.
 
+While it runs, the hub also keeps the records/s of each execution running on this
+instance, one sample per look (``GET /api/executions/{id}/throughput``), so a chart opened
+late still shows the last minutes.
+
 The hub runs while someone listens and stops with the last listener. A comment line
 every 15 s keeps proxies from closing an idle stream. Each stream ends after
 :data:`LIFETIME` seconds and the client reconnects (and re-reads what it shows): uvicorn's
@@ -20,6 +24,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
@@ -38,6 +43,8 @@ log = logging.getLogger("pipeline_core.api")
 _ACTIVE = [s.value for s in ACTIVE]
 KEEPALIVE = 15.0
 LIFETIME = 20.0
+#: records/s samples kept per execution (one per look: ten minutes at the default)
+SAMPLES = 600
 
 
 def sse(event: str, data: Any) -> bytes:
@@ -74,6 +81,8 @@ class EventHub:
         #: set once the first look is taken: what a listener is told changed is measured
         #: from there, so nothing that happens after its hello is missed
         self._ready = asyncio.Event()
+        #: execution id → (time, records/s, records read) while it runs on this instance
+        self.samples: dict[str, deque[tuple[dt.datetime, float, int]]] = {}
 
     @property
     def full(self) -> bool:
@@ -109,12 +118,18 @@ class EventHub:
             for r in records:
                 doc = self.execution_doc(r)
                 seen.add(r.execution_id)
+                if doc.get("throughput") is not None:
+                    self.samples.setdefault(r.execution_id, deque(maxlen=SAMPLES)).append(
+                        (now, doc["throughput"], doc["processed_records"])
+                    )
                 if self._executions.get(r.execution_id) != doc:
                     self._executions[r.execution_id] = doc
                     if not first:
                         out.append(sse("execution", doc))
             for eid in set(self._executions) - seen:
                 del self._executions[eid]
+            for eid in set(self.samples) - seen:
+                del self.samples[eid]
             for name, state in jobs.items():
                 if self._jobs.get(name) != state and not first:
                     out.append(sse("job", {"name": name}))
@@ -156,3 +171,4 @@ class EventHub:
                 self._task = None
                 self._executions.clear()
                 self._jobs.clear()
+                # samples stay: a dashboard reloading its page restarts the hub at once

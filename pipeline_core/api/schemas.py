@@ -186,6 +186,18 @@ SCHEMAS: dict[str, Any] = {
             "state_data": _OBJ,
         }
     ),
+    "Throughput": _object(
+        {
+            "execution_id": _STR,
+            "interval": {"type": "number"},
+            "samples": {
+                "type": "array",
+                "items": _object(
+                    {"time": _TIME, "records_per_second": {"type": "number"}, "records": _INT}
+                ),
+            },
+        }
+    ),
     "Accepted": _object({"execution_id": _STR, "action": _STR, "status": _STATUS}),
     "Started": _object({"execution_id": _STR, "job": _STR, "status": _STATUS}),
     "SavepointInput": _object({"name": NAME}),

@@ -303,6 +303,18 @@ def test_dashboard_execution_page_and_its_buttons(
         expect(page.locator("#chart polyline")).not_to_have_attribute(
             "data-points", re.compile(r"^[0-2]$"), timeout=15_000
         )
+        # what the server kept while the stream was read: a page opened late shows it too
+        eid = page.locator("#execution-id").inner_text()
+        kept = httpx.get(f"{url}/api/executions/{eid}/throughput", headers=ADMIN).json()
+        assert kept["samples"] and kept["samples"][-1]["records_per_second"] >= 0
+        assert httpx.get(f"{url}/api/executions/nope/throughput", headers=ADMIN).status_code == 404
+        while len(kept["samples"]) < 5:
+            time.sleep(0.5)
+            kept = httpx.get(f"{url}/api/executions/{eid}/throughput", headers=ADMIN).json()
+        page.reload()
+        first = page.locator("#chart-label").inner_text()  # the first render, before any push
+        shown = re.search(r"the last (\d+) samples", first)
+        assert shown is not None and int(shown.group(1)) >= 5, first
         page.click('button[data-action="checkpoint"]')
         cp = page.locator("#checkpoints tbody tr[data-checkpoint]")
         expect(cp.first).to_contain_text("COMPLETED", timeout=15_000)
