@@ -54,7 +54,7 @@ class Batch:
     ``on_error`` policy.
     """
 
-    __slots__ = ("checkpoint_after", "failures", "position", "records")
+    __slots__ = ("checkpoint_after", "checkpoint_needed", "failures", "position", "records")
 
     def __init__(
         self,
@@ -62,12 +62,18 @@ class Batch:
         position: dict[str, Any] | None = None,
         failures: list[FailedRecord] | None = None,
         checkpoint_after: bool = False,
+        checkpoint_needed: bool = False,
     ) -> None:
         self.records = records
         self.position = position
         self.failures = failures
-        #: A natural checkpoint point follows (a page or file is complete).
+        #: A natural checkpoint point follows (a page or file is complete): the runtime
+        #: takes one here when the job's ``checkpoint_each_page`` is on and checkpoints
+        #: are cheap next to the work between them (see docs/checkpoints.md).
         self.checkpoint_after = checkpoint_after
+        #: The source cannot go on without a checkpoint soon (a broker's window of
+        #: unacknowledged messages is filling): the runtime takes one after this batch.
+        self.checkpoint_needed = checkpoint_needed
 
     def __len__(self) -> int:
         return len(self.records)

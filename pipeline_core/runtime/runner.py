@@ -198,7 +198,9 @@ class _Execution:
                 await self._handle_failures()
             self.last_position = item.position
             if self.coordinator is not None:
-                barrier = self.coordinator.due(len(item.records), item.checkpoint_after)
+                barrier = self.coordinator.due(
+                    len(item.records), item.checkpoint_after, item.checkpoint_needed
+                )
                 if barrier is not None:
                     await self.checkpoint(barrier)
             # get() does not suspend while batches are waiting: yield once per batch, or

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import attrs
 import fsspec
+import pytest
 
 from pipeline_core import PipelineJob
-from pipeline_core.checkpoint import CheckpointStorage, InMemoryCheckpointRepository
+from pipeline_core.checkpoint import CheckpointStorage, InMemoryCheckpointRepository, coordinator
 from pipeline_core.checkpoint.retention import prune
 from pipeline_core.runtime.runner import Checkpointing
 from pipeline_core.testing import ListSink, MemorySource, run
@@ -85,29 +86,50 @@ def test_checkpoints_to_an_fsspec_url(tmp_path: Path) -> None:
     assert resumed.committed == list(range(50, 100))
 
 
-def test_each_completed_file_triggers_a_checkpoint(tmp_path: Path) -> None:
+def _three_files_job(tmp_path: Path, sink: ListSink) -> tuple[PipelineJob, Checkpointing]:
     for i in range(3):
         (tmp_path / f"{i}.jsonl").write_text(
             "".join(f'{{"n": {i * 100 + j}}}\n' for j in range(25))
         )
-    repo = InMemoryCheckpointRepository()
-    sink = ListSink()
-    (
-        run(
-            PipelineJob.builder()
-            .name("pages")
-            .source("file", path=str(tmp_path), batch_size=10)
-            .sink(sink)
-            .build(),
-            checkpointing=Checkpointing(
-                repository=repo, storage=CheckpointStorage(str(tmp_path / ".chk"))
-            ),
-        )
+    job = (
+        PipelineJob.builder()
+        .name("pages")
+        .source("file", path=str(tmp_path), batch_size=10)
+        .sink(sink)
+        .build()
     )
-    positions = [
+    storage = CheckpointStorage(str(tmp_path / ".chk"))
+    return job, Checkpointing(repository=InMemoryCheckpointRepository(), storage=storage)
+
+
+def _positions(checkpointing: Checkpointing) -> list[tuple[str, int]]:
+    return [
         (Path(r.state_data["source_state"]["file"]).name, r.state_data["source_state"]["line"])
-        for r in reversed(repo.list("pages"))
+        for r in reversed(checkpointing.repository.list("pages"))
     ]
+
+
+def test_each_completed_file_triggers_a_checkpoint_while_checkpoints_are_cheap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a share of 1: checkpoints may take all the time, so every page end gets one
+    monkeypatch.setattr(coordinator, "PAGE_CHECKPOINT_SHARE", 1.0)
+    sink = ListSink()
+    job, checkpointing = _three_files_job(tmp_path, sink)
+    run(job, checkpointing=checkpointing)
     # one per completed file; the last covers the end of input, so no extra final one
-    assert positions == [("0.jsonl", 25), ("1.jsonl", 25), ("2.jsonl", 25)]
+    assert _positions(checkpointing) == [("0.jsonl", 25), ("1.jsonl", 25), ("2.jsonl", 25)]
+    assert len(sink.committed) == 75
+
+
+def test_page_ends_soon_after_a_costly_checkpoint_are_passed_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a share near 0: after the first checkpoint every page end comes too soon; the end
+    # of input still checkpoints everything
+    monkeypatch.setattr(coordinator, "PAGE_CHECKPOINT_SHARE", 1e-9)
+    sink = ListSink()
+    job, checkpointing = _three_files_job(tmp_path, sink)
+    run(job, checkpointing=checkpointing)
+    assert _positions(checkpointing) == [("0.jsonl", 25), ("2.jsonl", 25)]
     assert len(sink.committed) == 75

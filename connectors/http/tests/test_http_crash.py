@@ -66,7 +66,8 @@ def test_a_failed_run_is_retried_from_its_last_checkpoint(tmp_path: Path) -> Non
             "           retry: {max_retries: 1, backoff: 0.01},\n"
             "           pagination: {style: page, page_size: 100}}\n"
             "sink: {type: file, config: {path: out}}\n"
-            "config: {max_retry_times: 2, retry_interval: 100ms}\n"
+            # a checkpoint after every page (100 records), whatever checkpoints cost
+            "config: {max_retry_times: 2, retry_interval: 100ms, checkpoint_every_records: 100}\n"
         )
         run = [str(Path(sys.executable).parent / "pipeline-run")]
         env = {**__import__("os").environ, "PIPELINE_DATABASE_URL": ""}

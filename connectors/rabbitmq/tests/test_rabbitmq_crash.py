@@ -36,7 +36,7 @@ def test_sigkill_mid_stream_loses_nothing(broker: Broker, tmp_path: Path) -> Non
                 },
                 # slow enough that the kills land mid-stream
                 "transform": [
-                    {"type": "rate_limit", "per_second": 2000},
+                    {"type": "rate_limit", "per_second": 1000},
                     {"type": "select", "fields": ["id"]},
                 ],
                 "sink": {"type": "rabbitmq", "config": {"url": AMQP_URL, "routing_key": out_q}},

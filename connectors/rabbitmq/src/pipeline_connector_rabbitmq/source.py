@@ -211,7 +211,7 @@ class RabbitMQSource(Source[RabbitMQSourceConfig]):
                         "consumed": self.consumed,
                     },
                     failures=failed or None,
-                    checkpoint_after=hint,
+                    checkpoint_needed=hint,
                 )
             if lost:
                 await self._reconnect()
