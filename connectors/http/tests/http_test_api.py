@@ -188,6 +188,14 @@ class Api:
                     if nxt is not None:
                         headers["Link"] = f'</link?{query(*nxt)}>; rel="next"'
                     self.send(200, data, headers)
+                elif url.path == "/utf16":  # a body in a declared charset other than UTF-8
+                    body = json.dumps({"data": [{"id": 1, "name": "Zoë 日本"}]}, ensure_ascii=False)
+                    data = body.encode("utf-16")
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json; charset=utf-16")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
                 elif url.path == "/fail404":
                     self.send(404, {"error": "no such thing"})
                 elif url.path == "/flakypage":

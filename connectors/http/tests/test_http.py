@@ -325,3 +325,10 @@ def test_sink_body_template() -> None:
     assert received[0] == {"source": "pipeline", "events": [{"id": i} for i in range(5)]}
     assert sorted(r["event"]["id"] for r in received[1:]) == list(range(5))
     assert all(r["v"] == 1 for r in received[1:])
+
+
+def test_a_body_in_a_declared_charset_other_than_utf8_is_decoded() -> None:
+    # pages are parsed with orjson (UTF-8); a declared charset such as UTF-16 still works
+    with Api(0) as api:
+        batches = read(source(api, "/utf16", records_path="data", pagination={"style": "none"}))
+    assert [r for b in batches for r in b.records] == [{"id": 1, "name": "Zoë 日本"}]
