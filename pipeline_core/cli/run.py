@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
+import logging
 import os
 import signal
 import threading
@@ -551,7 +552,11 @@ def _check_inputs(prepared: PreparedJob, connect: bool) -> None:
             continue
         messages = component.check() if index == 0 else []
         if connect:
-            unreachable = asyncio.run(component.check_connection())
+            logging.disable(logging.ERROR)  # client libraries log each refused connection
+            try:
+                unreachable = asyncio.run(component.check_connection())
+            finally:
+                logging.disable(logging.NOTSET)
             messages += [unreachable] if unreachable else []
         problems += [Problem(m, job=job.name, component=label) for m in messages]
     if problems:

@@ -9,6 +9,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from pipeline_connector_kafka.config import KafkaSinkConfig
+from pipeline_connector_kafka.reach import reachable
 from pipeline_connector_kafka.serde import serializer
 from pipeline_core import FatalConnectorError, RetriableConnectorError, RuntimeContext, Sink
 
@@ -30,6 +31,10 @@ class KafkaSink(Sink[KafkaSinkConfig]):
         self.producer: AIOKafkaProducer | None = None
         self.pending: list[asyncio.Future[Any]] = []
         self.sent = 0
+
+    async def check_connection(self) -> str | None:
+        """``validate --connect``: the bootstrap servers answer (nothing is sent)."""
+        return await reachable(self.config.bootstrap_servers, self.config.producer_options)
 
     async def open(self, ctx: RuntimeContext) -> None:
         await super().open(ctx)

@@ -12,6 +12,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
 from pipeline_connector_kafka.config import KafkaSourceConfig
+from pipeline_connector_kafka.reach import reachable
 from pipeline_connector_kafka.serde import deserializer
 from pipeline_core import Batch, FailedRecord, RetriableConnectorError, RuntimeContext, Source
 
@@ -83,6 +84,10 @@ class KafkaSource(Source[KafkaSourceConfig]):
             "bootstrap_servers": servers,
             "group_id": self.config.group_id or job_name,
         }
+
+    async def check_connection(self) -> str | None:
+        """``validate --connect``: the bootstrap servers answer (no group is joined)."""
+        return await reachable(self.config.bootstrap_servers, self.config.consumer_options)
 
     async def open(self, ctx: RuntimeContext, restored_position: dict[str, Any] | None) -> None:
         await super().open(ctx, restored_position)

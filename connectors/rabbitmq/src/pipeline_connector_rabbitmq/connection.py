@@ -24,9 +24,9 @@ from pika.exceptions import (
     ProbableAuthenticationError,
 )
 
-from pipeline_core import FatalConnectorError, RetriableConnectorError
+from pipeline_core import ConnectorError, FatalConnectorError, RetriableConnectorError
 
-__all__ = ["AmqpChannel", "describe_url", "open_channel", "with_reconnect"]
+__all__ = ["AmqpChannel", "describe_url", "open_channel", "reachable", "with_reconnect"]
 
 log = logging.getLogger("pipeline_connector_rabbitmq")
 
@@ -271,3 +271,16 @@ async def open_channel(
         attempt, where=describe_url(url), component=component, attempts=attempts, backoff=backoff
     )
     return channel
+
+
+async def reachable(url: str, component: str) -> str | None:
+    """``validate --connect``: None when an AMQP connection and a channel open (closed
+    again at once), else why not in one line, the password never shown."""
+    channel = AmqpChannel(url, component)
+    try:
+        await channel.open()
+    except ConnectorError as exc:
+        return str(exc.args[0]).removeprefix(f"{component}: ")
+    finally:
+        await channel.close()
+    return None

@@ -11,7 +11,12 @@ import pika
 from pika.spec import Basic
 
 from pipeline_connector_rabbitmq.config import RabbitMQSinkConfig
-from pipeline_connector_rabbitmq.connection import AmqpChannel, describe_url, open_channel
+from pipeline_connector_rabbitmq.connection import (
+    AmqpChannel,
+    describe_url,
+    open_channel,
+    reachable,
+)
 from pipeline_core import FatalConnectorError, RetriableConnectorError, RuntimeContext, Sink
 
 __all__ = ["RabbitMQSink"]
@@ -43,6 +48,10 @@ class RabbitMQSink(Sink[RabbitMQSinkConfig]):
         mode = pika.DeliveryMode.Persistent if config.persistent else pika.DeliveryMode.Transient
         content_type = {"json": "application/json", "text": "text/plain"}.get(config.encode)
         self._props = pika.BasicProperties(delivery_mode=mode, content_type=content_type)
+
+    async def check_connection(self) -> str | None:
+        """``validate --connect``: a connection and a channel open."""
+        return await reachable(self.config.url, "rabbitmq")
 
     async def open(self, ctx: RuntimeContext) -> None:
         await super().open(ctx)

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from pipeline_connector_rabbitmq.config import RabbitMQSourceConfig
-from pipeline_connector_rabbitmq.connection import AmqpChannel, open_channel
+from pipeline_connector_rabbitmq.connection import AmqpChannel, open_channel, reachable
 from pipeline_core import Batch, FailedRecord, RuntimeContext, Source
 
 __all__ = ["RabbitMQSource"]
@@ -75,6 +75,10 @@ class RabbitMQSource(Source[RabbitMQSourceConfig]):
         #: messages were read past the later of the two
         self.hinted_at = 0
         self.checkpointed = 0
+
+    async def check_connection(self) -> str | None:
+        """``validate --connect``: a connection and a channel open."""
+        return await reachable(self.config.url, "rabbitmq")
 
     async def open(self, ctx: RuntimeContext, restored_position: dict[str, Any] | None) -> None:
         await super().open(ctx, restored_position)
