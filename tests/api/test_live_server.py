@@ -9,6 +9,7 @@ import re
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -344,3 +345,23 @@ def test_dashboard_execution_page_and_its_buttons(
         expect(page.locator("#error")).to_contain_text("no-such-file.jsonl")
         expect(page.locator("#trace")).to_contain_text("Traceback")
         expect(page.locator("#transitions")).to_contain_text("FAILED")
+
+
+def test_serve_stops_on_sigterm_while_a_dashboard_listens(
+    serve: tuple[str, dict[str, str]],
+) -> None:
+    """uvicorn's graceful shutdown waits for every open response: a live-update stream
+    that never ended would keep serve from stopping. Streams end by themselves (20 s), so
+    the fixture's SIGTERM, sent while this stream is open, still ends serve with status
+    0 within its 30 s."""
+    url, _env = serve
+    opened = threading.Event()
+
+    def listen() -> None:
+        with httpx.stream("GET", f"{url}/api/events", headers=ADMIN, timeout=None) as r:
+            for line in r.iter_lines():
+                if line.startswith("event: hello"):
+                    opened.set()
+
+    threading.Thread(target=listen, daemon=True).start()
+    assert opened.wait(30), "no hello on /api/events"
