@@ -122,6 +122,19 @@ def _schedule(r: Any) -> ScheduleRecord:
     )
 
 
+_JOB_COLUMNS = [
+    "job_name",
+    "job_type",
+    "version",
+    "description",
+    "enabled",
+    "create_time",
+    "update_time",
+    "created_by",
+    "updated_by",
+]
+
+
 class Listing:
     """The paged queries (read-only) over one engine."""
 
@@ -135,8 +148,12 @@ class Listing:
         build: Callable[[Any], T],
         limit: int,
         offset: int,
+        *,
+        paged: bool = False,
     ) -> Page[T]:
-        stmt = stmt.add_columns(func.count().over().label("_total")).limit(limit).offset(offset)
+        if not paged:  # else ``stmt`` already has its _total, limit and offset
+            stmt = stmt.add_columns(func.count().over().label("_total"))
+            stmt = stmt.limit(limit).offset(offset)
         # Core rows, not ORM entities: building entities cost four times the query's time
         with self.engine.connect() as conn:
             rows = conn.execute(stmt).all()
@@ -206,6 +223,42 @@ class Listing:
             .order_by(j.job_name)
         )
         count = select(func.count()).select_from(base).where(*where)
+        paged = last_status is None
+        if paged:
+            # Page the jobs first, then join the page's schedules and newest executions:
+            # the count over every match then needs no per-job subquery (PostgreSQL ran
+            # all 500 of them for a page of 50).
+            page = (
+                select(*(c for c in j.__table__.columns if c.key != "dag_definition"))
+                .add_columns(func.count().over().label("_total"))
+                .where(*where)
+                .order_by(j.job_name)
+                .limit(limit)
+                .offset(offset)
+                .subquery("page")
+            )
+            newest_of_page = (
+                select(m.Execution.id)
+                .where(m.Execution.job_id == page.c.id)
+                .order_by(m.Execution.start_time.desc(), m.Execution.id.desc())
+                .limit(1)
+                .correlate(page)
+                .scalar_subquery()
+            )
+            stmt = (
+                select(
+                    *(page.c[c] for c in _JOB_COLUMNS),
+                    *(c.label(f"s_{c.key}") for c in _SCHEDULE_COLUMNS),
+                    e.execution_id,
+                    e.status,
+                    e.start_time,
+                    page.c._total,
+                )
+                .select_from(
+                    page.outerjoin(s, s.job_id == page.c.id).outerjoin(e, e.id == newest_of_page)
+                )
+                .order_by(page.c.job_name)
+            )
 
         def build(r: Any) -> JobSummary:
             return JobSummary(
@@ -225,7 +278,7 @@ class Listing:
                 else LastExecution(r.execution_id, ExecutionStatus(r.status), r.start_time),
             )
 
-        return self._page(stmt, count, build, limit, offset)
+        return self._page(stmt, count, build, limit, offset, paged=paged)
 
     def executions(
         self,
