@@ -529,3 +529,32 @@ def test_mysql_values_the_load_file_cannot_carry_go_as_inserts_in_order(db_url: 
         got = [dict(r._mapping) for r in conn.execute(select(blobs).order_by(blobs.c.id))]
     engine.dispose()
     assert got == [expected[i] for i in sorted(expected)]
+
+
+def test_jsonb_values_through_copy_keep_every_shape(pg_url: str) -> None:
+    # COPY encodes JSON with orjson, falling back to the stdlib where orjson refuses
+    from sqlalchemy import create_engine
+    from sqlalchemy import text as sql
+
+    engine = create_engine(pg_url)
+    with engine.begin() as conn:
+        conn.execute(sql("CREATE TABLE docs (id INTEGER, doc JSONB)"))
+    values = [
+        {"nested": {"a": [1, 2.5, None, True]}, "text": "Zoë 日本"},
+        {1: "an int key"},  # a JSON object's keys are strings
+        {"big": 2**70},  # beyond 64 bits: orjson refuses, the stdlib writes it
+        [],
+    ]
+    records = [{"id": i, "doc": v} for i, v in enumerate(values)]
+    job = (
+        PipelineJob.builder()
+        .name("jsonb")
+        .source(MemorySource.of(records))
+        .sink("jdbc", url=pg_url, table="docs")
+        .build()
+    )
+    run(job)
+    with engine.connect() as conn:
+        got = [r[0] for r in conn.execute(sql("SELECT doc FROM docs ORDER BY id"))]
+    engine.dispose()
+    assert got == [values[0], {"1": "an int key"}, {"big": 2**70}, []]

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Iterator
 from operator import itemgetter
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -64,6 +66,16 @@ _SEQ = "_pipeline_seq"
 log = logging.getLogger("pipeline_connector_jdbc")
 
 _TAGS = ("_pipeline_job", "_pipeline_execution", "_pipeline_checkpoint")
+
+
+def _json_dumps(value: Any) -> bytes | str:
+    """JSON/JSONB values for COPY: orjson (the stdlib encoder was a third of the sink
+    thread's time on a paged API → PostgreSQL job); what orjson refuses (integers beyond
+    64 bits) goes through the stdlib as before."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        return json.dumps(value)
 
 
 class JdbcSink(Sink[JdbcSinkConfig]):
@@ -196,10 +208,11 @@ class JdbcSink(Sink[JdbcSinkConfig]):
         """COPY rows into ``table``. One COPY stays open across batches until the
         transaction commits: a COPY per batch costs a round trip each (measured: a third
         of the write time)."""
-        from psycopg.types.json import Jsonb
+        from psycopg.types.json import Jsonb, set_json_dumps
 
         if self._open_copy is None:
             raw = conn.connection.driver_connection
+            set_json_dumps(_json_dumps, context=raw)
             preparer = conn.dialect.identifier_preparer
             target = preparer.format_table(table)
             cols = ", ".join(preparer.quote(c) for c in columns)
