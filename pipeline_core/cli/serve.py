@@ -133,7 +133,16 @@ async def _start_http(service: PipelineService, args: argparse.Namespace) -> tup
             soft_wrap=True,
         )
     app = create_app(service, tokens=tokens, metrics=service.metrics, policy=policy)
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off")
+    # An open live-update stream (a dashboard) is a response that never finishes: bound
+    # the wait for open responses at shutdown, or SIGTERM waits for the stream's end (20 s)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        timeout_graceful_shutdown=3,
+    )
     server = uvicorn.Server(config)
     config.load()
     server.lifespan = config.lifespan_class(config)

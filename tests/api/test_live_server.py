@@ -351,9 +351,9 @@ def test_serve_stops_on_sigterm_while_a_dashboard_listens(
     serve: tuple[str, dict[str, str]],
 ) -> None:
     """uvicorn's graceful shutdown waits for every open response: a live-update stream
-    that never ended would keep serve from stopping. Streams end by themselves (20 s), so
-    the fixture's SIGTERM, sent while this stream is open, still ends serve with status
-    0 within its 30 s."""
+    would keep serve from stopping until it ends (20 s). serve bounds that wait (3 s), so
+    the fixture's SIGTERM, sent while this stream is open, ends serve with status 0
+    within its 30 s (teardown measured: 21 s before the bound, 3.7 s with it)."""
     url, _env = serve
     opened = threading.Event()
 
