@@ -99,6 +99,20 @@ def mysql_url() -> Iterator[str]:
         _drop_mysql_database(url)
 
 
+#: Every database the metadata store supports: the store's own tests and the schedules'
+#: run on all of them (``every_db_url``); other tests on SQLite and PostgreSQL (``db_url``).
+METADATA_BACKENDS = ["sqlite", "postgresql", "mysql"]
+
+
+@pytest.fixture(params=METADATA_BACKENDS)
+def every_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database (no schema) on each backend of :data:`METADATA_BACKENDS`."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'meta.db'}"
+        return
+    yield request.getfixturevalue("pg_url" if request.param == "postgresql" else "mysql_url")
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty database (no schema) on each backend."""

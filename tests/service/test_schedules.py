@@ -1,4 +1,5 @@
-"""Schedules and trigger firing in the database (both backends), with injected clocks."""
+"""Schedules and trigger firing in the database (every backend the metadata store
+supports: SQLite, PostgreSQL, MySQL/MariaDB), with injected clocks."""
 
 from __future__ import annotations
 
@@ -15,6 +16,12 @@ from pipeline_core.model.schedule import ScheduleConfig, ScheduleType
 from pipeline_core.store import MetadataStore
 
 T0 = dt.datetime(2026, 11, 28, 10, 0, 0)
+
+
+@pytest.fixture
+def db_url(every_db_url: str) -> str:
+    """The schedules' claims (SKIP LOCKED) and trigger times on every metadata backend."""
+    return every_db_url
 
 
 def job(name: str, **extra: object) -> dict[str, object]:
