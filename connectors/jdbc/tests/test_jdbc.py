@@ -492,6 +492,34 @@ def test_mysql_bulk_load_is_as_strict_as_insert(db_url: str, copy: bool) -> None
     assert fetch(db_url, table) == rows(3)
 
 
+def test_mysql_server_without_local_infile_gets_inserts(mysql_url: str) -> None:
+    """MySQL 8 ships with ``local_infile`` off: with ``copy: true`` (the default) the sink
+    sees that at open and appends with multi-row INSERTs, exactly once, instead of
+    failing its first load. The server's global setting is put back afterwards."""
+    admin = create_engine(mysql_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        before = conn.execute(text("SELECT @@GLOBAL.local_infile")).scalar()
+        conn.execute(text("SET GLOBAL local_infile = 0"))
+    try:
+        table = make_table(mysql_url, "dst")
+        sink = JdbcSink(JdbcSinkConfig(url=mysql_url, table="dst"))
+
+        async def opened() -> bool:
+            await sink.open(RuntimeContext(job_name="j", execution_id="e", component="sink"))
+            loads = sink._loader is not None
+            await sink.close()
+            return loads
+
+        assert asyncio.run(opened()) is False
+        data = rows(2_500)
+        run(sink_job(mysql_url, data, table="dst", exactly_once=True))
+        assert fetch(mysql_url, table) == data
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"SET GLOBAL local_infile = {int(before or 0)}"))
+        admin.dispose()
+
+
 def test_mysql_values_the_load_file_cannot_carry_go_as_inserts_in_order(db_url: str) -> None:
     """Bytes have no place in the tab-separated load file: that batch is inserted, after
     what was loaded before it (the stage's order is the input's)."""
