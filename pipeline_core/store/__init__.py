@@ -13,6 +13,7 @@ from pipeline_core.store.checkpoints import DbCheckpointRepository
 from pipeline_core.store.engine import database_url, make_engine, safe_url
 from pipeline_core.store.executions import ExecutionRecord, ExecutionStore, Transition
 from pipeline_core.store.instances import InstanceRecord, InstanceStore
+from pipeline_core.store.logs import LogStore
 from pipeline_core.store.migrate import check_schema, upgrade
 from pipeline_core.store.ownership import OwnershipStore
 from pipeline_core.store.registry import ImportReport, JobDefinition, JobRegistry
@@ -28,6 +29,7 @@ __all__ = [
     "InstanceStore",
     "JobDefinition",
     "JobRegistry",
+    "LogStore",
     "MetadataStore",
     "ScheduleRecord",
     "ScheduleStore",
@@ -71,6 +73,7 @@ class MetadataStore:
         self.schedules = ScheduleStore(engine)
         self.instances = InstanceStore(engine)
         self.ownership = OwnershipStore(engine, self.executions)
+        self.logs = LogStore(engine)
 
     @property
     def is_sqlite(self) -> bool:

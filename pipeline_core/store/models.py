@@ -5,7 +5,9 @@ The five tables of the original design keep their names and columns. Two additio
 - ``pipeline_job_definition_version`` keeps every version of a job's definition, so
   ``pipeline_job_definition`` can stay one row per job (``job_name`` unique, holding the
   latest version) while ``get(name, version)`` reads history;
-- ``pipeline_job_execution_transition`` records every lifecycle transition with its time.
+- ``pipeline_job_execution_transition`` records every lifecycle transition with its time;
+- ``pipeline_job_execution_log`` keeps the newest log lines of each execution (a
+  bounded tail, numbered per execution by ``seq``).
 
 ``pipeline_job_execution`` also has ``job_version`` (which version ran) and, for several
 runner instances sharing one database, ``owner_instance`` and ``heartbeat_time``. Index
@@ -47,6 +49,7 @@ __all__ = [
     "Checkpoint",
     "Execution",
     "ExecutionAttempt",
+    "ExecutionLog",
     "ExecutionTransition",
     "JobConfigRow",
     "JobDefinition",
@@ -229,6 +232,31 @@ class ExecutionAttempt(Base):
 
     __table_args__ = (
         UniqueConstraint("execution_id", "attempt", name="uq_attempt_execution_attempt"),
+        MYSQL_TABLE,
+    )
+
+
+class ExecutionLog(Base):
+    """One log line of an execution: the newest lines only (the writer deletes the ones
+    that fall out of the kept tail). ``seq`` numbers an execution's lines from 1, over
+    all its attempts and owners."""
+
+    __tablename__ = "pipeline_job_execution_log"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    execution_id: Mapped[str] = mapped_column(
+        String(100), ForeignKey("pipeline_job_execution.execution_id"), nullable=False
+    )
+    seq: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    attempt: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    log_time: Mapped[dt.datetime] = mapped_column(Timestamp, nullable=False)
+    level: Mapped[str] = mapped_column(String(20), nullable=False)
+    logger: Mapped[str] = mapped_column(String(200), nullable=False)
+    message: Mapped[str] = mapped_column(LongText, nullable=False)
+
+    __table_args__ = (
+        # the tail, "after seq" and the trimming all read this index
+        UniqueConstraint("execution_id", "seq", name="uq_log_execution_seq"),
         MYSQL_TABLE,
     )
 
