@@ -31,6 +31,13 @@ from pipeline_core.runtime.retry import backoff_seconds, is_retriable
 from pipeline_core.runtime.runner import Checkpointing, execute
 from pipeline_core.service.handle import ExecutionHandle
 from pipeline_core.service.journal import ExecutionJournal, FencedCheckpoints, Journal
+from pipeline_core.service.logs import (
+    LogBuffer,
+    LogSettings,
+    LogShipper,
+    capture_here,
+    let_through,
+)
 from pipeline_core.service.worker import WorkerProcess, WorkerSpec
 from pipeline_core.store.executions import ExecutionRecord, LostOwnership
 
@@ -54,6 +61,7 @@ class AttemptLoop:
         base_dir: str | None,
         workers: bool,
         on_done: Callable[[ExecutionHandle], None],
+        logs: LogSettings | None = None,
     ) -> None:
         self.journal = journal
         self.store = journal.store
@@ -65,6 +73,8 @@ class AttemptLoop:
         #: run attempts in worker processes (serve) or in this process (foreground run)
         self.workers = workers
         self.on_done = on_done
+        #: which log lines of an execution are kept (service/logs.py)
+        self.logs = logs if logs is not None else LogSettings.from_env()
 
     # --- the execution ---------------------------------------------------------------
 
@@ -78,7 +88,35 @@ class AttemptLoop:
     ) -> JobResult | None:
         """Run the execution to its end. ``job`` (with ``prepared``, when the caller
         validated it already): run it in this process as given; None: load the
-        definition of ``record`` from the registry and run it in worker processes."""
+        definition of ``record`` from the registry and run it in worker processes.
+
+        The log records made here for the execution (an attempt run in this process, and
+        what this owner logs about it: retries, workers) are kept as its log lines; a
+        worker sends its own."""
+        if not self.logs.enabled:
+            return await self._supervise(h, record, job, restore_from, prepared)
+        buffer = LogBuffer(self.logs)
+        shipper = LogShipper(
+            buffer,
+            lambda lines: self.journal.log_lines(
+                h.execution_id, lines, keep=self.logs.lines, attempt=h.attempt
+            ),
+        )
+        with capture_here(buffer):
+            shipper.start()
+            try:
+                return await self._supervise(h, record, job, restore_from, prepared)
+            finally:
+                await shipper.close()
+
+    async def _supervise(
+        self,
+        h: ExecutionHandle,
+        record: ExecutionRecord,
+        job: PipelineJob | None,
+        restore_from: CheckpointInfo | None,
+        prepared: PreparedJob | None,
+    ) -> JobResult | None:
         eid, ex, j = h.execution_id, self.store.executions, self.journal
         listener: ExecutionJournal | None = None
         try:
@@ -89,7 +127,7 @@ class AttemptLoop:
                 )
                 job = definition.to_job(self.base_dir)
                 dag = definition.effective_dag()
-            listener = ExecutionJournal(j, self.plugins, job, eid)
+            listener = ExecutionJournal(j, self.plugins, job, eid, keep_lines=self.logs.lines)
             origin = restore_from
             while True:
                 result = await self._attempt(
@@ -213,6 +251,7 @@ class AttemptLoop:
             restore_from, chosen = await asyncio.to_thread(self._restore_point, job, record, origin)
         first_id = await asyncio.to_thread(self.store.checkpoints.next_checkpoint_id, eid)
         h.attempt, run_id = await j.call(self.store.ownership.start_attempt, eid, me)
+        listener.attempt = h.attempt
         if h.metrics.records_read or h.metrics.before:
             h.metrics = RunMetrics()  # a retry counts afresh (the handle's stay untouched)
         if h.attempt > 1:
@@ -248,6 +287,8 @@ class AttemptLoop:
         h.control = ExecutionControl()
         if h.paused:
             h.control.pause()
+        if self.logs.enabled:
+            let_through(self.logs.level)  # the job's INFO lines, not only the console's
         h.local = asyncio.create_task(
             execute(
                 prepared,
@@ -298,6 +339,7 @@ class AttemptLoop:
             restore_chosen_by_framework=chosen,
             checkpoint_url=self.checkpoint_url,
             extra_plugins=self.plugins.extra_modules,
+            logs=self.logs,
         )
         worker = WorkerProcess(spec, listener=listener, checkpoints=checkpoints, metrics=h.metrics)
         await worker.start()

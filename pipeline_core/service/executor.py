@@ -34,6 +34,7 @@ from pipeline_core.service.attempts import AttemptLoop
 from pipeline_core.service.handle import ExecutionHandle
 from pipeline_core.service.journal import Journal
 from pipeline_core.service.leases import ClaimLoop, LeaseKeeper
+from pipeline_core.service.logs import LogSettings
 from pipeline_core.service.worker import warm_up
 from pipeline_core.store import MetadataStore
 from pipeline_core.store.executions import ExecutionRecord, instance_name
@@ -69,6 +70,7 @@ class JobExecutor:
         base_dir: str | None = None,
         workers: bool = True,
         cancel_grace: float = 30.0,
+        logs: LogSettings | None = None,
     ) -> None:
         self.store = store
         self.plugins = plugins
@@ -89,6 +91,7 @@ class JobExecutor:
             base_dir=base_dir,
             workers=workers,
             on_done=self._done,
+            logs=logs,
         )
         self.claims = ClaimLoop(
             self.journal,

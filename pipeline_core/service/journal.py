@@ -11,6 +11,8 @@ owner and are refused (:class:`LostOwnership`) once another owner holds it.
 for one execution (whether the execution runs in this process or in a worker process)
 and :class:`FencedCheckpoints` its checkpoint repository: a checkpoint is COMPLETED only
 while this owner still holds the execution, so a run that lost its lease never commits.
+The execution's log lines come to it in batches (:mod:`pipeline_core.service.logs`) and
+are written by the same thread, in order with the rest of its rows.
 """
 
 from __future__ import annotations
@@ -27,8 +29,11 @@ from pipeline_core.runtime.result import ExecutionStatus, JobResult
 from pipeline_core.store.executions import LostOwnership
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from pipeline_core.model.job import PipelineJob
     from pipeline_core.plugins.manager import Plugins
+    from pipeline_core.service.logs import LogLine
     from pipeline_core.store import MetadataStore
 
 __all__ = ["ExecutionJournal", "FencedCheckpoints", "Journal"]
@@ -68,6 +73,20 @@ class Journal:
     def call_blocking(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """The same from a thread that may block (never from the event loop)."""
         return self._pool.submit(fn, *args, **kwargs).result()
+
+    def log_lines(
+        self, execution_id: str, lines: Sequence[LogLine], *, keep: int, attempt: int
+    ) -> None:
+        """Queue one write of a batch of an execution's log lines (never waits)."""
+        if lines and keep > 0:
+            self.submit(
+                self.store.logs.append,
+                execution_id,
+                list(lines),
+                keep=keep,
+                attempt=attempt,
+                owner=self.owner,
+            )
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -113,12 +132,27 @@ class ExecutionJournal:
     a local run, or on the reader thread of a worker process: it never blocks."""
 
     def __init__(
-        self, journal: Journal, plugins: Plugins, job: PipelineJob, execution_id: str
+        self,
+        journal: Journal,
+        plugins: Plugins,
+        job: PipelineJob,
+        execution_id: str,
+        *,
+        keep_lines: int = 500,
     ) -> None:
         self.journal = journal
         self.plugins = plugins
         self.job = job
         self.execution_id = execution_id
+        #: log lines kept per execution (the newest)
+        self.keep_lines = keep_lines
+        #: the attempt whose lines arrive now (the attempt loop sets it)
+        self.attempt = 0
+
+    def log_lines(self, lines: Sequence[LogLine]) -> None:
+        """A batch of the execution's log lines (from its worker): one write, queued
+        behind the rows before it (never waits)."""
+        self.journal.log_lines(self.execution_id, lines, keep=self.keep_lines, attempt=self.attempt)
 
     def _transition(self, status: ExecutionStatus, **kwargs: Any) -> None:
         ex = self.journal.store.executions

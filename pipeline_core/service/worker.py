@@ -6,7 +6,9 @@ The child prepares the job, runs it, and talks to its owner — the ``serve`` pr
 over one pipe:
 
 - child → owner: listener events (``job_started``, ``checkpoint_*``), progress counters
-  (ten times a second, and after each control message), calls to the checkpoint
+  (ten times a second, and after each control message), the execution's log lines (a
+  batch a second at most, bounded: :mod:`pipeline_core.service.logs`; the owner's
+  journal writes them), calls to the checkpoint
   repository (answered by the owner's
   :class:`~pipeline_core.service.journal.FencedCheckpoints`, so a worker whose owner
   lost the execution cannot complete a checkpoint), and the result;
@@ -44,6 +46,7 @@ from pipeline_core.config.secrets import redact
 from pipeline_core.runtime.metrics import RunMetrics
 from pipeline_core.runtime.result import ExecutionStatus, JobResult
 from pipeline_core.runtime.retry import RemoteFailure
+from pipeline_core.service.logs import LogSettings
 
 __all__ = ["WorkerProcess", "WorkerSpec", "warm_up"]
 
@@ -82,6 +85,8 @@ class WorkerSpec:
     restore_chosen_by_framework: bool = False
     #: plugin modules registered in the owner beside the entry points (tests, embedders)
     extra_plugins: tuple[str, ...] = ()
+    #: which log lines the child keeps and sends
+    logs: LogSettings = attrs.field(factory=LogSettings)
     cwd: str = attrs.field(factory=os.getcwd)
     env: dict[str, str] = attrs.field(factory=lambda: dict(os.environ))
     sys_path: tuple[str, ...] = attrs.field(factory=lambda: tuple(sys.path))
@@ -205,6 +210,10 @@ class WorkerProcess:
                     getattr(self.listener, name)(*args)
                 elif kind == "progress":
                     self._progress(message[1])
+                elif kind == "logs":
+                    log_lines = getattr(self.listener, "log_lines", None)
+                    if log_lines is not None:
+                        log_lines(message[1])
                 elif kind == "call":
                     _, call_id, name, args, kwargs = message
                     try:
@@ -411,9 +420,21 @@ async def _child(conn: Connection, spec: WorkerSpec) -> None:
     from pipeline_core.runtime.prepare import prepare
     from pipeline_core.runtime.retry import is_retriable
     from pipeline_core.runtime.runner import Checkpointing, execute
+    from pipeline_core.service.logs import LogBuffer, LogShipper, capture_process
 
     loop = asyncio.get_running_loop()
     channel = _Channel(conn, loop)
+    shipper: LogShipper | None = None
+    if spec.logs.enabled:
+        buffer = LogBuffer(spec.logs)
+        capture_process(buffer)
+        shipper = LogShipper(buffer, lambda lines: channel.send(("logs", lines))).start()
+
+    async def send_result(message: tuple[Any, ...]) -> None:
+        if shipper is not None:  # the last lines go before the result
+            await shipper.close()
+        channel.send(message)
+
     metrics = RunMetrics()
     control = ExecutionControl()
     task: asyncio.Task[JobResult] | None = None
@@ -435,9 +456,9 @@ async def _child(conn: Connection, spec: WorkerSpec) -> None:
     channel.on_control = on_control
     loop.add_signal_handler(signal.SIGTERM, on_control, "stop", None)
 
-    def fail(exc: BaseException, retriable: bool) -> None:
+    async def fail(exc: BaseException, retriable: bool) -> None:
         result = JobResult.not_started(spec.job_name, spec.execution_id, exc, keep=False)
-        channel.send(("result", result, retriable, _snapshot(metrics)))
+        await send_result(("result", result, retriable, _snapshot(metrics)))
 
     try:
         from pipeline_core.service import _preload
@@ -450,10 +471,10 @@ async def _child(conn: Connection, spec: WorkerSpec) -> None:
         job = job_from_dict(spec.dag, base_dir=spec.base_dir, origin=spec.job_name)
         prepared = prepare(job, plugins, resolve_secrets=True)
     except PipelineError as exc:
-        fail(exc, is_retriable(exc))
+        await fail(exc, is_retriable(exc))
         return
     except Exception as exc:
-        fail(exc, False)
+        await fail(exc, False)
         return
 
     async def report() -> None:
@@ -486,7 +507,9 @@ async def _child(conn: Connection, spec: WorkerSpec) -> None:
         result = None
     reporter.cancel()
     if result is None:
-        channel.send(("result", None, False, _snapshot(metrics)))
+        await send_result(("result", None, False, _snapshot(metrics)))
         return
     retriable = is_retriable(result.exception)
-    channel.send(("result", attrs.evolve(result, exception=None), retriable, _snapshot(metrics)))
+    await send_result(
+        ("result", attrs.evolve(result, exception=None), retriable, _snapshot(metrics))
+    )
