@@ -7,11 +7,10 @@ from typing import Any
 
 from pipeline_core.hookspecs import hookimpl
 from pipeline_core.plugins.registry import TypeRegistry
-from pipeline_core.state.lmdb_backend import LmdbStateBackend
-from pipeline_core.state.memory import MemoryStateBackend
 
 
 @hookimpl
 def pipeline_register_state_backends(registry: TypeRegistry[Any]) -> None:
-    registry.add(MemoryStateBackend)
-    registry.add(LmdbStateBackend)
+    # by reference, as the connectors do: discovery must not import lmdb
+    registry.add("pipeline_core.state.memory:MemoryStateBackend", type_name="memory")
+    registry.add("pipeline_core.state.lmdb_backend:LmdbStateBackend", type_name="lmdb")

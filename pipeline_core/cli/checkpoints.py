@@ -11,7 +11,7 @@ import orjson
 from pipeline_core.cli.output import out
 from pipeline_core.cli.tables import fmt_time, print_json, print_table, short_path
 
-__all__ = ["add_parser"]
+__all__ = ["add_arguments"]
 
 
 def _size(n: int | None) -> str | None:
@@ -99,8 +99,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("checkpoints", help="checkpoints and savepoints")
+def add_arguments(p: argparse.ArgumentParser) -> None:
     cs = p.add_subparsers(dest="checkpoints_command", required=True, metavar="COMMAND")
     c = cs.add_parser("list", help="a job's checkpoints, newest first")
     c.add_argument("job")

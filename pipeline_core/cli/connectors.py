@@ -11,7 +11,7 @@ from pipeline_core.cli.output import err
 from pipeline_core.cli.tables import print_json, print_table
 from pipeline_core.plugins.manager import Plugins, load_plugins
 
-__all__ = ["add_parser"]
+__all__ = ["add_arguments"]
 
 #: registry key → the word the listing uses for it
 KINDS = {"sources": "sources", "sinks": "sinks", "state_backends": "state", "triggers": "triggers"}
@@ -90,7 +90,6 @@ def run(args: argparse.Namespace) -> int:
     return 1 if plugins.failures or conflicts else 0
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("connectors", help="list installed connector plugins and what they register")
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the listing as JSON")
     p.set_defaults(func=run)

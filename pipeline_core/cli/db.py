@@ -6,7 +6,7 @@ import argparse
 
 from pipeline_core.cli.output import out
 
-__all__ = ["add_parser"]
+__all__ = ["add_arguments"]
 
 
 def run_upgrade(args: argparse.Namespace) -> int:
@@ -37,8 +37,7 @@ def run_current(args: argparse.Namespace) -> int:
     return 0 if current == head else 1
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    db = sub.add_parser("db", help="the metadata database schema")
+def add_arguments(db: argparse.ArgumentParser) -> None:
     dbsub = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
     dbsub.add_parser("upgrade", help="create or upgrade the schema").set_defaults(func=run_upgrade)
     dbsub.add_parser("current", help="show the schema revision").set_defaults(func=run_current)

@@ -11,7 +11,7 @@ from pipeline_core.cli.tables import fmt_time, print_json, print_table
 from pipeline_core.runtime.lifecycle import ACTIVE
 from pipeline_core.runtime.result import ExecutionStatus
 
-__all__ = ["add_parser"]
+__all__ = ["add_arguments"]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -82,8 +82,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("executions", help="list recorded executions, newest first")
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--job")
     p.add_argument("--status", type=ExecutionStatus, choices=list(ExecutionStatus))
     p.add_argument("--limit", type=int, default=50)

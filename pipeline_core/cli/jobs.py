@@ -20,7 +20,7 @@ from pipeline_core.model.schedule import ScheduleConfig
 if TYPE_CHECKING:  # the store (SQLAlchemy, Alembic) loads only for a command that uses it
     from pipeline_core.store import JobDefinition, MetadataStore
 
-__all__ = ["add_parser"]
+__all__ = ["add_arguments"]
 
 
 def _store(args: argparse.Namespace, *, validate: bool = False) -> MetadataStore:
@@ -237,8 +237,7 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    jobs = sub.add_parser("jobs", help="the job registry")
+def add_arguments(jobs: argparse.ArgumentParser) -> None:
     js = jobs.add_subparsers(dest="jobs_command", required=True, metavar="COMMAND")
 
     p = js.add_parser("list", help="list registered jobs")

@@ -3,28 +3,42 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from pipeline_core import __version__
-from pipeline_core.cli import (
-    checkpoints,
-    connectors,
-    db,
-    executions,
-    jobs,
-    run,
-    scaffold,
-    serve,
-)
-from pipeline_core.cli.output import print_error
-from pipeline_core.errors import ConfigError, JobNotFound, PipelineError, did_you_mean
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main", "parse_args"]
+
+#: Each command's module and one-line summary. A module is imported only when its
+#: command is given (as pip does): what it imports is what that command needs, and the
+#: list below is all that ``pipeline-run --help`` needs. Each module defines
+#: ``add_arguments(parser)``, which also sets ``func``, the command itself.
+COMMANDS = {
+    "run": ("pipeline_core.cli.run", "run a job file in the foreground"),
+    "validate": ("pipeline_core.cli.validate", "check a job file without running it"),
+    "connectors": (
+        "pipeline_core.cli.connectors",
+        "list installed connector plugins and what they register",
+    ),
+    "jobs": ("pipeline_core.cli.jobs", "the job registry"),
+    "executions": ("pipeline_core.cli.executions", "list recorded executions, newest first"),
+    "checkpoints": ("pipeline_core.cli.checkpoints", "checkpoints and savepoints"),
+    "db": ("pipeline_core.cli.db", "the metadata database schema"),
+    "serve": ("pipeline_core.cli.serve", "run the scheduler and executor until stopped"),
+    "new-connector": (
+        "pipeline_core.cli.scaffold",
+        "create a connector distribution to start from",
+    ),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands: Iterable[str] | None = None) -> argparse.ArgumentParser:
+    """The parser of ``pipeline-run``, with the arguments of ``commands`` (default: all
+    of them; their modules are imported). Any other command is only a name and its
+    summary, which takes no ``--help`` of its own and accepts any argument."""
     parser = argparse.ArgumentParser(
         prog="pipeline-run", description="Run and inspect Pipeline Framework jobs."
     )
@@ -36,15 +50,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="metadata database URL (default: $PIPELINE_DATABASE_URL, else SQLite in .pipeline/)",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    run.add_parsers(sub)
-    connectors.add_parser(sub)
-    jobs.add_parser(sub)
-    executions.add_parser(sub)
-    checkpoints.add_parser(sub)
-    db.add_parser(sub)
-    serve.add_parser(sub)
-    scaffold.add_parser(sub)
+    defined = set(COMMANDS) if commands is None else set(commands)
+    for name, (module, summary) in COMMANDS.items():
+        if name in defined:
+            importlib.import_module(module).add_arguments(sub.add_parser(name, help=summary))
+        else:
+            sub.add_parser(name, help=summary, add_help=False)
     return parser
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line parsed in two passes: the first finds the command (and answers
+    ``pipeline-run --help`` from the summaries alone), the second imports that command's
+    module and parses its arguments."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = build_parser(()).parse_known_args(argv)[0].command
+    return build_parser([command]).parse_args(argv)
 
 
 def _similar_jobs(args: argparse.Namespace, message: str) -> str:
@@ -52,6 +73,7 @@ def _similar_jobs(args: argparse.Namespace, message: str) -> str:
     name = getattr(args, "name", None) or getattr(args, "job", None)
     if not isinstance(name, str) or repr(name) not in message:
         return ""
+    from pipeline_core.errors import PipelineError, did_you_mean
     from pipeline_core.store import MetadataStore
 
     try:
@@ -62,17 +84,21 @@ def _similar_jobs(args: argparse.Namespace, message: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)  # --help and usage errors end here, before a command's imports
+    from pipeline_core.errors import ConfigError, JobNotFound, PipelineError
+
     logging.basicConfig(
         level=logging.WARNING - 10 * min(args.verbose, 2),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
         code: int = args.func(args)
-    except JobNotFound as exc:
-        print_error(JobNotFound(f"{exc}{_similar_jobs(args, str(exc))}"))
-        return 1
     except PipelineError as exc:
+        from pipeline_core.cli.output import print_error  # rich: only to report a problem
+
+        if isinstance(exc, JobNotFound):
+            print_error(JobNotFound(f"{exc}{_similar_jobs(args, str(exc))}"))
+            return 1
         print_error(exc)
         return 2 if isinstance(exc, ConfigError) else 1
     return code

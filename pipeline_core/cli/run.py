@@ -1,4 +1,4 @@
-"""``pipeline-run run JOBFILE`` and ``pipeline-run validate JOBFILE``."""
+"""``pipeline-run run JOBFILE``: a job in the foreground, with a progress bar."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
-import logging
 import os
 import signal
 import threading
@@ -28,13 +27,13 @@ from pipeline_core.checkpoint.identity import source_identity, verify_restore
 from pipeline_core.checkpoint.repository import CheckpointInfo
 from pipeline_core.cli.output import err, out, print_error
 from pipeline_core.cli.tables import print_json
+from pipeline_core.cli.validate import describe, load_job
 from pipeline_core.config.converter import parse_duration
-from pipeline_core.errors import CheckpointError, ConfigError, PipelineError, Problem
-from pipeline_core.model.loader import load_job_file
-from pipeline_core.plugins.manager import Plugins, load_plugins
+from pipeline_core.errors import CheckpointError, ConfigError, PipelineError
+from pipeline_core.plugins.manager import Plugins
 from pipeline_core.runtime.control import ExecutionControl
 from pipeline_core.runtime.metrics import RunMetrics
-from pipeline_core.runtime.prepare import PreparedJob, prepare
+from pipeline_core.runtime.prepare import PreparedJob
 from pipeline_core.runtime.result import ExecutionStatus, JobResult
 from pipeline_core.runtime.runner import execute
 
@@ -42,24 +41,9 @@ if TYPE_CHECKING:  # the store and the executor (SQLAlchemy, Alembic) load only 
     from pipeline_core.store import MetadataStore
     from pipeline_core.store.executions import ExecutionRecord
 
-__all__ = ["add_parsers"]
+__all__ = ["add_arguments"]
 
 EXIT_FAILED, EXIT_CONFIG, EXIT_CANCELLED = 1, 2, 130
-
-
-def _load(path: str, *, run: bool) -> tuple[Plugins, PreparedJob]:
-    """The job file, checked; with ``run``, its secret references resolved (this process
-    runs it) — ``validate`` never resolves one."""
-    plugins = load_plugins()
-    for failure in plugins.failures:
-        err.print(f"[yellow]warning:[/] {escape(str(failure))}", markup=True, soft_wrap=True)
-    job = load_job_file(path)
-    return plugins, prepare(job, plugins, resolve_secrets=run)
-
-
-def _describe(prepared: PreparedJob) -> str:
-    steps = len(prepared.stream)
-    return f"{prepared.source_label} → {steps} step{'s' * (steps != 1)} → {prepared.sink_label}"
 
 
 def _refresh(progress: Progress, task: TaskID, metrics: RunMetrics) -> None:
@@ -409,7 +393,7 @@ def _summary(data: dict[str, Any], as_json: bool) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        plugins, prepared = _load(args.jobfile, run=True)
+        plugins, prepared = load_job(args.jobfile, run=True)
     except PipelineError as exc:
         print_error(exc)
         return EXIT_CONFIG
@@ -506,7 +490,7 @@ def _announce(prepared: PreparedJob, recording: _Recording | None) -> None:
                 f"({restored.storage_path}): {restored.state_data.get('source_state')}",
                 soft_wrap=True,
             )
-    err.print(f"running [bold]{prepared.job.name}[/]{where}: {_describe(prepared)}", markup=True)
+    err.print(f"running [bold]{prepared.job.name}[/]{where}: {describe(prepared)}", markup=True)
 
 
 def _push(url: str, job_name: str, prom: Any) -> None:
@@ -524,82 +508,13 @@ def _push(url: str, job_name: str, prom: Any) -> None:
         err.print(f"metrics pushed to {url}", soft_wrap=True)
 
 
-def _has_references(spec: Any) -> bool:
-    return "${" in repr(getattr(spec, "config", None))
-
-
-def _check_inputs(prepared: PreparedJob, connect: bool) -> None:
-    """What the source can see is wrong without reading (an input path that does not
-    exist); with ``connect``, whether the source, sink and dead-letter sink reach what
-    they read and write. Without ``connect`` a component whose config holds a secret
-    reference is not asked (``validate`` resolves no secret); with it, the references
-    are resolved as a run would, and one that does not resolve is reported."""
-    job = prepared.job
-    problems: list[Problem] = []
-    components: list[tuple[Any, Any, str]] = [
-        (job.source, prepared.make_source, prepared.source_label),
-        (job.sink, prepared.make_sink, prepared.sink_label),
-    ]
-    if prepared.make_dead_letter is not None:
-        components.append((job.config.dead_letter, prepared.make_dead_letter, "dead_letter sink"))
-    for index, (spec, make, label) in enumerate(components):
-        if not connect and (index > 0 or _has_references(spec)):
-            continue
-        try:
-            component = make()
-        except ConfigError as exc:
-            problems.extend(exc.problems)
-            continue
-        messages = component.check() if index == 0 else []
-        if connect:
-            logging.disable(logging.ERROR)  # client libraries log each refused connection
-            try:
-                unreachable = asyncio.run(component.check_connection())
-            finally:
-                logging.disable(logging.NOTSET)
-            messages += [unreachable] if unreachable else []
-        problems += [Problem(m, job=job.name, component=label) for m in messages]
-    if problems:
-        raise ConfigError(problems)
-
-
-def validate(args: argparse.Namespace) -> int:
-    try:
-        _plugins, prepared = _load(args.jobfile, run=False)
-        _check_inputs(prepared, args.connect)
-    except PipelineError as exc:
-        if args.json:
-            problems = exc.problems if isinstance(exc, ConfigError) else [str(exc)]
-            print_json({"ok": False, "file": args.jobfile, "errors": [str(p) for p in problems]})
-        else:
-            print_error(exc)
-        return EXIT_CONFIG
-    if args.json:
-        print_json(
-            {
-                "ok": True,
-                "file": args.jobfile,
-                "job": prepared.job.name,
-                "source": prepared.source_label,
-                "steps": len(prepared.stream),
-                "sink": prepared.sink_label,
-                "errors": [],
-            }
-        )
-    else:
-        out.print(f"ok: job {prepared.job.name!r}: {_describe(prepared)}")
-    return 0
-
-
-def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
-        "run",
-        help="run a job file in the foreground",
-        description="Run a job file in the foreground. A new execution starts from the "
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Run a job file in the foreground. A new execution starts from the "
         "beginning of its input — except a STREAMING job, which continues from the job's "
         "newest checkpoint (its offsets and state) when that was taken from the same source, "
         "and starts fresh when the source changed since. --resume continues the killed "
-        "execution itself.",
+        "execution itself."
     )
     p.add_argument("jobfile", help="a YAML or JSON job definition")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -636,13 +551,3 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help="do not register the job or record the execution in the metadata database",
     )
     p.set_defaults(func=run)
-    v = sub.add_parser("validate", help="check a job file without running it")
-    v.add_argument("jobfile")
-    v.add_argument("--json", action="store_true", help="print the outcome as JSON")
-    v.add_argument(
-        "--connect",
-        action="store_true",
-        help="also connect to what the source, sink and dead-letter sink use (resolves "
-        "the job's secret references, as a run would)",
-    )
-    v.set_defaults(func=validate)

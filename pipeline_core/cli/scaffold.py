@@ -8,7 +8,7 @@ from pathlib import Path
 from pipeline_core.cli.output import out
 from pipeline_core.scaffold import create_connector
 
-__all__ = ["add_parser"]
+__all__ = ["add_arguments"]
 
 
 def cmd(args: argparse.Namespace) -> int:
@@ -18,8 +18,7 @@ def cmd(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("new-connector", help="create a connector distribution to start from")
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", help="type name, e.g. 'redis' (package pipeline_connector_redis)")
     p.add_argument("--dir", default=".", help="where to create it (default: here)")
     p.set_defaults(func=cmd)

@@ -21,7 +21,7 @@ from pipeline_core.runtime.validation import job_validator
 if TYPE_CHECKING:  # the service and store load only when serve runs
     from pipeline_core.service import PipelineService
 
-__all__ = ["add_parser"]
+__all__ = ["add_arguments"]
 
 log = logging.getLogger("pipeline_core.service")
 
@@ -168,8 +168,7 @@ def serve(args: argparse.Namespace) -> int:
         return 1
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("serve", help="run the scheduler and executor until stopped")
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jobs", metavar="DIR", help="import the job files of DIR first")
     p.add_argument("--instance", metavar="NAME", help="this instance's name (default host:pid)")
     p.add_argument(
