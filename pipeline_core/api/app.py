@@ -42,6 +42,7 @@ from pipeline_core.api.schemas import (
     execution_doc,
     job_definition_input,
     job_doc,
+    logs_doc,
     next_runs,
     page_doc,
     schedule_doc,
@@ -395,6 +396,18 @@ class Api:
             }
         )
 
+    async def logs(self, request: Request) -> Response:
+        after = request.query_params.get("after")
+        tail = await run_in_threadpool(
+            functools.partial(
+                self.store.logs.tail,
+                request.path_params["id"],
+                after=None if after is None else _int_query(request, "after", 0, 0, MAX_SEQ),
+                limit=_int_query(request, "limit", 500, 1, MAX_LOG_LINES),
+            )
+        )
+        return _json(logs_doc(tail))
+
     # --- the rest --------------------------------------------------------------------------
 
     async def connectors(self, request: Request) -> Response:
@@ -470,6 +483,8 @@ class Api:
 
 MAX_VERSION = 2**31 - 1
 MAX_OFFSET = 2**31 - 1
+MAX_SEQ = 2**63 - 1
+MAX_LOG_LINES = 5000
 NEXT_RUNS = 5
 JOB_TYPES = ["STREAMING", "BATCH_ROLLER", "SQL_TASK"]
 _NAME = "/api/jobs/{name}"
@@ -688,6 +703,29 @@ ROUTES: list[ApiRoute] = [
         "read",
         response="Throughput",
         errors=_E404,
+    ),
+    ApiRoute(
+        "GET",
+        f"{_EXEC}/logs",
+        Api.logs,
+        "An execution's newest log lines (its kept tail), oldest first; with after, "
+        "the lines after that seq",
+        "read",
+        response="ExecutionLogs",
+        errors=(400, 404),
+        query=(
+            (
+                "after",
+                {"type": "integer", "minimum": 0, "maximum": MAX_SEQ},
+                "only lines with a greater seq (the last_seq of an earlier answer): the "
+                "oldest of them first, up to limit",
+            ),
+            (
+                "limit",
+                {"type": "integer", "minimum": 1, "maximum": MAX_LOG_LINES},
+                f"at most this many lines (1-{MAX_LOG_LINES}, default 500)",
+            ),
+        ),
     ),
     ApiRoute(
         "GET",

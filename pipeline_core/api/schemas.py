@@ -15,6 +15,7 @@ from pipeline_core.model.cron import time_zones
 from pipeline_core.model.names import NAME_PATTERN
 from pipeline_core.store.executions import AttemptRecord, ExecutionRecord, Transition
 from pipeline_core.store.listing import JobSummary, LastExecution, Page
+from pipeline_core.store.logs import LogTail
 from pipeline_core.store.registry import JobDefinition
 from pipeline_core.store.schedules import ScheduleRecord
 
@@ -25,6 +26,7 @@ __all__ = [
     "execution_doc",
     "job_definition_input",
     "job_doc",
+    "logs_doc",
     "next_runs",
     "page_doc",
     "schedule_doc",
@@ -194,6 +196,25 @@ SCHEMAS: dict[str, Any] = {
                 "type": "array",
                 "items": _object(
                     {"time": _TIME, "records_per_second": {"type": "number"}, "records": _INT}
+                ),
+            },
+        }
+    ),
+    "ExecutionLogs": _object(
+        {
+            "execution_id": _STR,
+            "last_seq": {"type": "integer", "minimum": 0},
+            "lines": {
+                "type": "array",
+                "items": _object(
+                    {
+                        "seq": {"type": "integer", "minimum": 1},
+                        "attempt": _INT,
+                        "time": _TIME,
+                        "level": _STR,
+                        "logger": _STR,
+                        "message": _STR,
+                    }
                 ),
             },
         }
@@ -443,6 +464,24 @@ def execution_doc(
             for t in transitions
         ]
     return doc
+
+
+def logs_doc(tail: LogTail) -> dict[str, Any]:
+    return {
+        "execution_id": tail.execution_id,
+        "last_seq": tail.last_seq,
+        "lines": [
+            {
+                "seq": r.seq,
+                "attempt": r.attempt,
+                "time": _time(r.time),
+                "level": r.level,
+                "logger": r.logger,
+                "message": r.message,
+            }
+            for r in tail.lines
+        ],
+    }
 
 
 def checkpoint_doc(c: CheckpointInfo) -> dict[str, Any]:

@@ -11,7 +11,7 @@ and interval, whatever the job logs.
 
 The bound: the buffer keeps at most ``rate * interval`` records per interval, the newest
 (a deque: appending is all a log call costs; only the kept records are ever formatted),
-and says how many it dropped in a line of its own; the store keeps the newest
+and says how many it dropped in a line after them; the store keeps the newest
 :attr:`LogSettings.lines` per execution and cuts a line at ``line_chars`` characters. A
 job that logs every record therefore costs an append per call and a few hundred rows a
 second at most.
@@ -176,20 +176,21 @@ class LogBuffer:
             self._records.clear()
             self._dropped = 0
         limit = self.settings.line_chars
-        lines: list[LogLine] = []
-        if dropped:
+        lines: list[LogLine] = [
+            # redacted before it is cut, so that no secret is cut in two and missed
+            (_time(r.created), r.levelname, r.name, _cut(redact(_text(r)), limit))
+            for r in records
+        ]
+        if dropped:  # last, where a reader of the tail looks (and a trimmed tail keeps it)
             lines.append(
                 (
-                    _time(records[0].created),
+                    _time(records[-1].created),
                     "WARNING",
                     "pipeline_core.logs",
-                    f"{dropped:,} log line{'s' * (dropped != 1)} not kept: more than "
-                    f"{self.settings.rate:,} a second (the newest are)",
+                    f"{dropped:,} earlier log line{'s' * (dropped != 1)} not kept: more "
+                    f"than {self.settings.rate:,} a second (the newest are above)",
                 )
             )
-        for r in records:
-            # redacted before it is cut, so that no secret is cut in two and missed
-            lines.append((_time(r.created), r.levelname, r.name, _cut(redact(_text(r)), limit)))
         return lines
 
 
