@@ -244,4 +244,10 @@ class Api:
 
             do_PUT = do_POST
 
+            def do_HEAD(self) -> None:  # as an endpoint made for POST answers it
+                path = urlparse(self.path).path
+                self.send_response(405 if self.authorized(path) else 401)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
         return Handler

@@ -8,7 +8,7 @@ from collections.abc import AsyncGenerator, Generator
 import httpx
 
 from pipeline_connector_http.config import AuthConfig
-from pipeline_core import FatalConnectorError
+from pipeline_core import FatalConnectorError, url_identity
 
 __all__ = ["make_auth"]
 
@@ -57,8 +57,8 @@ class _OAuth2ClientCredentials(httpx.Auth):
     def _take(self, response: httpx.Response) -> None:
         if response.status_code != 200:
             raise FatalConnectorError(
-                f"OAuth2 token request to {self.cfg.token_url} failed with status "
-                f"{response.status_code}"
+                f"OAuth2 token request to {url_identity(self.cfg.token_url or '')} failed "
+                f"with status {response.status_code}"
             )
         body = response.json()
         self.token = body["access_token"]

@@ -12,6 +12,7 @@ import orjson
 from pipeline_connector_http.auth import make_auth
 from pipeline_connector_http.client import request
 from pipeline_connector_http.config import HttpSinkConfig
+from pipeline_connector_http.reach import reachable
 from pipeline_core import RuntimeContext, Sink
 
 __all__ = ["HttpSink"]
@@ -29,6 +30,14 @@ class HttpSink(Sink[HttpSinkConfig]):
         super().__init__(config)
         self.client: httpx.AsyncClient | None = None
         self.sent = 0
+
+    async def check_connection(self) -> str | None:
+        """``validate --connect``: a HEAD to the URL, with the configured headers and
+        auth, writes nothing; refused credentials or a failing gateway are problems."""
+        cfg = self.config
+        return await reachable(
+            cfg.url, method="HEAD", headers=cfg.headers, auth=cfg.auth, request_timeout=cfg.timeout
+        )
 
     async def open(self, ctx: RuntimeContext) -> None:
         await super().open(ctx)

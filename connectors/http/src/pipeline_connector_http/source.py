@@ -14,6 +14,7 @@ from pipeline_connector_http.auth import make_auth
 from pipeline_connector_http.client import RateLimiter, request
 from pipeline_connector_http.config import HttpSourceConfig
 from pipeline_connector_http.paths import MISSING, get_path
+from pipeline_connector_http.reach import reachable
 from pipeline_core import (
     Batch,
     FatalConnectorError,
@@ -71,6 +72,20 @@ class HttpSource(Source[HttpSourceConfig]):
     def identity(self, job_name: str) -> dict[str, Any]:
         """The endpoint (without credentials or query): pages and cursors are its."""
         return {"type": self.type_name, "url": url_identity(self.config.url)}
+
+    async def check_connection(self) -> str | None:
+        """``validate --connect``: a GET of the URL, with the configured params (no
+        paging ones), headers and auth, answers 2xx (its body is not read)."""
+        cfg = self.config
+        return await reachable(
+            cfg.url,
+            method="GET",
+            params=cfg.params,
+            headers=cfg.headers,
+            auth=cfg.auth,
+            request_timeout=cfg.timeout,
+            http2=cfg.http2,
+        )
 
     async def open(self, ctx: RuntimeContext, restored_position: dict[str, Any] | None) -> None:
         await super().open(ctx, restored_position)
