@@ -267,3 +267,28 @@ def test_a_foreground_run_stores_its_lines(jobs: Path, tmp_path: Path) -> None:
     assert mine == [f"processed order {i} (key ${{env:LOG_TEST_SECRET}})" for i in range(1, 41)]
     assert [r[0] for r in rows] == list(range(1, len(rows) + 1))
     assert not [r for r in rows if SECRET in r[3]]
+    # and back through the command line, by the 12 characters the listing shows
+    with sqlite3.connect(db) as conn:
+        (eid,) = conn.execute("SELECT execution_id FROM pipeline_job_execution").fetchone()
+
+    def cli(*args: str) -> str:
+        done = subprocess.run(
+            [str(BIN / "pipeline-run"), "--database", f"sqlite:///{db}", "executions", *args],
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    doc = orjson.loads(cli("logs", eid[:12], "--json"))
+    assert doc["execution_id"] == eid and doc["last_seq"] == len(rows)
+    assert [x["message"] for x in doc["lines"]] == [r[3] for r in rows]
+    text = cli("logs", eid, "--after", str(len(rows) - 2))
+    assert text.splitlines() == [
+        line
+        for line in text.splitlines()
+        if line.endswith(rows[-2][3]) or line.endswith(rows[-1][3])
+    ]
+    assert len(text.splitlines()) == 2 and f" {rows[-1][1]} {rows[-1][2]}: " in text
