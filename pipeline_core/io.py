@@ -107,6 +107,10 @@ class RuntimeContext:
     #: (returns its id); None when the execution has no checkpointing. For sources that
     #: must settle their position at a moment of their own (a Kafka rebalance).
     checkpoint: Callable[[], Awaitable[int]] | None = attrs.field(default=None, eq=False)
+    #: No other execution of this job runs at the same time (the ownership rules; False
+    #: when the job sets ``allow_concurrent``): a source may own every split itself
+    #: instead of sharing them with other readers (Kafka: no consumer-group join).
+    exclusive: bool = True
 
 
 @attrs.frozen

@@ -364,6 +364,7 @@ async def execute(
             batch_size=batch_size,
             run_id=run_id or execution_id,
             checkpoint=checkpoint_now if checkpointing is not None else None,
+            exclusive=not cfg.allow_concurrent,
         )
 
     events: RunListener = _Guarded(listener or PluginNotifier(plugins, job, execution_id))

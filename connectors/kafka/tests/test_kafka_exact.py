@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import OffsetAndMetadata
 from kafka_helpers import BOOTSTRAP, FAST_GROUP, Broker
 
@@ -168,7 +169,10 @@ async def test_start_from_earliest_reads_every_record_once(kafka: Broker, tmp_pa
     for run in range(EARLIEST_RUNS):
         dst = await kafka.topic("out")
         group = f"earliest-{uuid.uuid4().hex[:8]}"
-        j = job(group, {"topics": [src], "group_id": group, "start_from": "earliest"}, dst)
+        # half the runs through the group protocol's assignment, half assigned by the source
+        mode = "group" if run % 2 else "all"
+        source = {"topics": [src], "group_id": group, "start_from": "earliest", "assignment": mode}
+        j = job(group, source, dst)
         execution = Run(j, tmp_path / str(run), InMemoryCheckpointRepository())
         out = await arrived(kafka, dst, n)
         await execution.stop()
@@ -187,7 +191,8 @@ async def test_reassignment_continues_where_the_partition_was(
     src, dst = await kafka.topic("in", partitions=3), await kafka.topic("out")
     await kafka.produce(src, [{"i": i} for i in range(3000)], key=lambda r: str(r["i"]))
     group = f"rejoin-{uuid.uuid4().hex[:8]}"
-    j = job(group, {"topics": [src], "group_id": group, "start_from": "earliest"}, dst)
+    source = {"topics": [src], "group_id": group, "start_from": "earliest", "assignment": "group"}
+    j = job(group, source, dst)
     run = Run(j, tmp_path, InMemoryCheckpointRepository())
     await arrived(kafka, dst, 3000)
     other = AIOKafkaConsumer(
@@ -207,3 +212,85 @@ async def test_reassignment_continues_where_the_partition_was(
     assert taken and len({(r["p"], r["o"]) for r in out}) == 3300
     assert duplicates(out) == {}
     assert result.records_read == 3300
+
+
+async def test_a_lone_execution_joins_no_group_yet_commits_to_it(
+    kafka: Broker, tmp_path: Path
+) -> None:
+    """``assignment: auto`` on a job that runs one execution at a time: the source reads
+    every partition without becoming a member of the group, and a completed checkpoint's
+    offsets are committed to the group all the same (lag monitoring, ``committed``)."""
+    src, dst = await kafka.topic("in", partitions=3), await kafka.topic("out")
+    await kafka.produce(src, [{"i": i} for i in range(300)], key=lambda r: str(r["i"]))
+    group = f"solo-{uuid.uuid4().hex[:8]}"
+    j = job(group, {"topics": [src], "group_id": group, "start_from": "earliest"}, dst)
+    run = Run(j, tmp_path, InMemoryCheckpointRepository())
+    await arrived(kafka, dst, 300)
+    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
+    await admin.start()
+    try:
+        (described,) = await admin.describe_consumer_groups([group])
+    finally:
+        await admin.close()
+    (found,) = described.groups
+    result = await run.stop()
+    assert found[0] == 0 and list(found[5]) == [], found  # no error, no member
+    out = await kafka.consume_all(dst)
+    assert duplicates(out) == {} and result.records_read == 300
+    ends = collections.Counter(r["p"] for r in out)
+    reader = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, group_id=group)
+    await reader.start()
+    try:
+        committed = {p: await reader.committed(TopicPartition(src, p)) for p in range(3)}
+    finally:
+        await reader.stop()
+    assert committed == {p: ends[p] for p in range(3)}
+
+
+async def test_topics_the_pattern_matches_later_are_read_too(
+    kafka: Broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading every partition itself, the source looks the topics up again now and then
+    (every 30 s; shortened here): a topic created later that matches ``pattern`` is read
+    from its beginning, the first topic's partitions continue, nothing is read twice."""
+    import pipeline_connector_kafka.source as kafka_source
+
+    monkeypatch.setattr(kafka_source, "PARTITION_CHECK_S", 0.5)
+    prefix = f"pat{uuid.uuid4().hex[:6]}"
+    first, dst = await kafka.topic(prefix, partitions=2), await kafka.topic("out")
+    await kafka.produce(first, [{"i": i} for i in range(100)], key=lambda r: str(r["i"]))
+    j = (
+        PipelineJob.builder()
+        .name(prefix)
+        .type("STREAMING")
+        .source("kafka", bootstrap_servers=BOOTSTRAP, pattern=f"{prefix}-.*")
+        .transform(
+            lambda s: s.map(lambda r: {"t": r["topic"], "p": r["partition"], "o": r["offset"]})
+        )
+        .sink("kafka", bootstrap_servers=BOOTSTRAP, topic=dst)
+        .config(checkpoint_interval="200ms")
+        .build()
+    )
+    run = Run(j, tmp_path, InMemoryCheckpointRepository())
+
+    async def distinct(n: int) -> list[Any]:
+        got: list[Any] = []
+
+        async def enough() -> bool:
+            got[:] = await kafka.consume_all(dst, idle_ms=200)
+            return len({(r["t"], r["p"], r["o"]) for r in got}) >= n
+
+        await wait_until(enough, 60, f"{n} distinct records downstream")
+        return got
+
+    await distinct(100)
+    second = await kafka.topic(prefix, partitions=1)
+    await kafka.produce(second, [{"i": i} for i in range(50)])
+    await kafka.produce(first, [{"i": i} for i in range(100, 120)], key=lambda r: str(r["i"]))
+    await distinct(170)
+    result = await run.stop()
+    out = await kafka.consume_all(dst)
+    seen = collections.Counter((r["t"], r["p"], r["o"]) for r in out)
+    assert [k for k, n in seen.items() if n > 1] == []
+    assert collections.Counter(r["t"] for r in out) == {first: 120, second: 50}
+    assert result.records_read == 170

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,6 +21,9 @@ from pipeline_core import Batch, FailedRecord, RetriableConnectorError, RuntimeC
 __all__ = ["KafkaSource"]
 
 log = logging.getLogger("pipeline_connector_kafka")
+
+#: ``assignment: all``: how often the topics' partitions are looked up again (seconds)
+PARTITION_CHECK_S = 30.0
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -48,6 +53,12 @@ class KafkaSource(Source[KafkaSourceConfig]):
     is sought there, and only then are they resumed: no record of a partition is yielded
     before its seek.
 
+    Assignment (``assignment``): either the consumer-group protocol hands partitions out
+    and takes them back (``_Rebalance``), or — when no other execution of the job can run
+    at the same time — the source assigns itself every partition of its topics, joining
+    no group, and looks for new partitions every :data:`PARTITION_CHECK_S`. Both go
+    through :meth:`assigned`.
+
     Backpressure: nothing is fetched while the job's buffer is full (the runtime stops
     pulling); fetch sizes bound what is read ahead. Pause stops polling likewise.
     """
@@ -72,6 +83,10 @@ class KafkaSource(Source[KafkaSourceConfig]):
         #: an assignment could not settle its offsets; read() raises it
         self.failure: BaseException | None = None
         self.rebalances = 0
+        #: the consumer-group protocol assigns partitions (else: all of them, by us)
+        self.grouped = False
+        #: assignment: all — when to look up the topics' partitions again
+        self.next_check = 0.0
 
     def identity(self, job_name: str) -> dict[str, Any]:
         """The brokers and the group: offsets mean nothing against another cluster, and
@@ -116,18 +131,53 @@ class KafkaSource(Source[KafkaSourceConfig]):
             heartbeat_interval_ms=cfg.heartbeat_interval_ms,
             **cfg.consumer_options,
         )
-        listener = _Rebalance(self)
-        if cfg.topics:
-            self.consumer.subscribe(topics=list(cfg.topics), listener=listener)
-        else:
-            self.consumer.subscribe(pattern=cfg.pattern, listener=listener)
+        self.grouped = cfg.assignment == "group" or (cfg.assignment == "auto" and not ctx.exclusive)
+        if self.grouped:
+            listener = _Rebalance(self)
+            if cfg.topics:
+                self.consumer.subscribe(topics=list(cfg.topics), listener=listener)
+            else:
+                self.consumer.subscribe(pattern=cfg.pattern, listener=listener)
         try:
             await self.consumer.start()
+            if not self.grouped:
+                await self._assign_all()
         except KafkaError as exc:
             await self.close()
             raise RetriableConnectorError(
                 f"cannot reach Kafka at {cfg.bootstrap_servers}: {exc}", component=ctx.component
             ) from exc
+
+    # --- assignment ----------------------------------------------------------------------
+
+    async def _assign_all(self) -> None:
+        """``assignment: all``: own every partition of the topics (or of the topics the
+        pattern matches). Called at open and every :data:`PARTITION_CHECK_S`; when the
+        set changed, partitions already owned continue at the offset they had reached."""
+        assert self.consumer is not None
+        consumer, cfg = self.consumer, self.config
+        self.next_check = time.monotonic() + PARTITION_CHECK_S
+        # the cluster's current view of every topic: what the public ``topics()`` fetches
+        # too, before it drops the partitions (the consumer's own metadata covers only
+        # the topics it already reads, so a new topic would stay unseen)
+        cluster = await consumer._client.fetch_all_metadata()
+        names = cluster.topics()
+        if cfg.topics:
+            topics = [t for t in cfg.topics if t in names]
+        else:
+            assert cfg.pattern is not None
+            pattern = re.compile(cfg.pattern)
+            topics = sorted(t for t in names if pattern.fullmatch(t))
+        tps = sorted(
+            TopicPartition(t, p) for t in topics for p in cluster.partitions_for_topic(t) or ()
+        )
+        if set(tps) == consumer.assignment():
+            return
+        self.reached.update(self.offsets)  # assign() forgets every position it had
+        consumer.assign(tps)
+        await self.assigned(tps)
+        if self.failure is None and tps:
+            log.info("%s: reading every partition itself (no group join)", self.ctx.component)
 
     # --- rebalancing ---------------------------------------------------------------------
 
@@ -257,9 +307,15 @@ class KafkaSource(Source[KafkaSourceConfig]):
                     component=self.ctx.component,
                 ) from self.failure
             try:
-                fetched = await self.consumer.getmany(
-                    timeout_ms=cfg.poll_timeout_ms, max_records=cfg.max_poll_records
-                )
+                if not self.grouped and time.monotonic() >= self.next_check:
+                    await self._assign_all()
+                if not self.grouped and not self.offsets:  # no partition (yet)
+                    await asyncio.sleep(cfg.poll_timeout_ms / 1000)
+                    fetched = {}
+                else:
+                    fetched = await self.consumer.getmany(
+                        timeout_ms=cfg.poll_timeout_ms, max_records=cfg.max_poll_records
+                    )
             except KafkaError as exc:
                 raise RetriableConnectorError(
                     f"reading from Kafka failed: {exc}", component=self.ctx.component
