@@ -333,7 +333,7 @@ class AttemptLoop:
             run_id=run_id,
             job_name=job.name,
             dag=dag,
-            base_dir=self.base_dir,
+            base_dir=job.base_dir,  # the job file's folder, else serve's --jobs DIR
             restore_from=restore_from,
             first_checkpoint_id=first_id,
             restore_chosen_by_framework=chosen,

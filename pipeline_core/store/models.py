@@ -106,6 +106,8 @@ class JobDefinition(Base):
     update_time: Mapped[dt.datetime] = _now_column()
     created_by: Mapped[str | None] = mapped_column(String(100))
     updated_by: Mapped[str | None] = mapped_column(String(100))
+    #: the latest version's job-file folder (see JobDefinitionVersion.base_dir)
+    base_dir: Mapped[str | None] = mapped_column(LongText)
 
     __table_args__ = (
         Index("idx_job_definition_job_name", "job_name"),
@@ -132,6 +134,10 @@ class JobDefinitionVersion(Base):
     definition_hash: Mapped[str] = mapped_column(String(64), nullable=False)
     create_time: Mapped[dt.datetime] = _now_column()
     created_by: Mapped[str | None] = mapped_column(String(100))
+    #: the absolute folder of the job file this version came from: its relative data
+    #: paths and step functions resolve from there wherever it runs (migration 0007).
+    #: NULL for a definition without a file (API, Python).
+    base_dir: Mapped[str | None] = mapped_column(LongText)
 
     __table_args__ = (UniqueConstraint("job_id", "version"), MYSQL_TABLE)
 

@@ -53,6 +53,9 @@ class JobDefinition:
     updated_by: str | None
     #: Typed overrides from pipeline_job_config, by key as stored.
     config: dict[str, Any] = attrs.field(factory=dict)
+    #: The absolute folder of the job file this version came from (None: registered
+    #: without a file, through the API or from Python).
+    base_dir: str | None = None
 
     def effective_dag(self) -> dict[str, Any]:
         """The definition with the per-job config rows applied to its ``config``."""
@@ -63,9 +66,13 @@ class JobDefinition:
         dag["config"] = cfg
         return dag
 
-    def to_job(self, base_dir: str | None = None) -> PipelineJob:
-        """A runnable PipelineJob of this version, config overrides applied."""
-        return job_from_dict(self.effective_dag(), base_dir=base_dir, origin=self.job_name)
+    def to_job(self, default_dir: str | None = None) -> PipelineJob:
+        """A runnable PipelineJob of this version, config overrides applied. Its relative
+        paths and functions resolve from its job file's folder; a definition without one
+        resolves from ``default_dir`` (``serve --jobs DIR``; None: the working directory)."""
+        return job_from_dict(
+            self.effective_dag(), base_dir=self.base_dir or default_dir, origin=self.job_name
+        )
 
 
 @attrs.frozen
@@ -94,13 +101,19 @@ class JobRegistry:
         self.engine = engine
         self.validator = validator
 
-    def _checked(self, job: PipelineJob | dict[str, Any], base_dir: str | None) -> dict[str, Any]:
+    def _checked(
+        self, job: PipelineJob | dict[str, Any], base_dir: str | None
+    ) -> tuple[dict[str, Any], str | None]:
+        """The definition to store and the folder to store with it: a job's own
+        ``base_dir`` (a job file's folder); none for a dict, whose ``base_dir`` (serve's
+        ``--jobs DIR``) only checks it — a caller of the API cannot name a folder for
+        functions to be imported from."""
         # A dict goes through the model too: it is validated and normalised the same way,
         # so the same job always hashes the same however it was written.
         obj = job_from_dict(job, base_dir=base_dir) if isinstance(job, dict) else job
         if self.validator is not None:
             self.validator(obj)
-        return job_to_dag(obj)
+        return job_to_dag(obj), None if isinstance(job, dict) else obj.base_dir
 
     # --- reading -------------------------------------------------------------------
 
@@ -138,6 +151,7 @@ class JobRegistry:
             created_by=version.created_by if version else row.created_by,
             updated_by=row.updated_by,
             config=self._config_rows(session, row.id),
+            base_dir=version.base_dir if version else row.base_dir,
         )
 
     def get(self, job_name: str, version: int | None = None) -> JobDefinition:
@@ -187,9 +201,11 @@ class JobRegistry:
     ) -> JobDefinition:
         """Add a new job as version 1 (after every check; ``base_dir`` is where a dict's
         function references resolve from); JobAlreadyExists if the name is taken."""
-        return self._insert(self._checked(job, base_dir), created_by)
+        return self._insert(*self._checked(job, base_dir), created_by)
 
-    def _insert(self, dag: dict[str, Any], created_by: str | None) -> JobDefinition:
+    def _insert(
+        self, dag: dict[str, Any], folder: str | None, created_by: str | None
+    ) -> JobDefinition:
         name = dag["name"]
         now = m.utcnow()
         try:
@@ -212,10 +228,11 @@ class JobRegistry:
                     update_time=now,
                     created_by=created_by,
                     updated_by=created_by,
+                    base_dir=folder,
                 )
                 session.add(row)
                 session.flush()
-                session.add(self._version_row(row, dag, created_by, now))
+                session.add(self._version_row(row, dag, folder, created_by, now))
                 self._apply_schedule(session, row, dag, now)
                 session.flush()
                 return self._definition(session, row)
@@ -239,7 +256,11 @@ class JobRegistry:
 
     @staticmethod
     def _version_row(
-        row: m.JobDefinition, dag: dict[str, Any], who: str | None, now: dt.datetime
+        row: m.JobDefinition,
+        dag: dict[str, Any],
+        folder: str | None,
+        who: str | None,
+        now: dt.datetime,
     ) -> m.JobDefinitionVersion:
         return m.JobDefinitionVersion(
             job_id=row.id,
@@ -250,6 +271,7 @@ class JobRegistry:
             definition_hash=dag_hash(dag),
             create_time=now,
             created_by=who,
+            base_dir=folder,
         )
 
     def update(
@@ -264,11 +286,16 @@ class JobRegistry:
         """Add a new version (after every check); with ``only_if_changed`` an identical
         definition adds none."""
         return self._add_version(
-            job_name, self._checked(job, base_dir), updated_by, only_if_changed
+            job_name, *self._checked(job, base_dir), updated_by, only_if_changed
         )
 
     def _add_version(
-        self, job_name: str, dag: dict[str, Any], updated_by: str | None, only_if_changed: bool
+        self,
+        job_name: str,
+        dag: dict[str, Any],
+        folder: str | None,
+        updated_by: str | None,
+        only_if_changed: bool,
     ) -> JobDefinition:
         if dag["name"] != job_name:
             raise ConfigError(
@@ -276,7 +303,9 @@ class JobRegistry:
             )
         with Session(self.engine) as session, session.begin():
             row = self._row(session, job_name, lock=True)
-            if only_if_changed and dag_hash(dag) == dag_hash(orjson.loads(row.dag_definition)):
+            # the same file moved to another folder is another job: its paths mean others
+            same = dag_hash(dag) == dag_hash(orjson.loads(row.dag_definition))
+            if only_if_changed and same and folder == row.base_dir:
                 return self._definition(session, row)
             now = m.utcnow()
             row.version += 1
@@ -285,7 +314,8 @@ class JobRegistry:
             row.description = dag.get("description")
             row.update_time = now
             row.updated_by = updated_by
-            session.add(self._version_row(row, dag, updated_by, now))
+            row.base_dir = folder
+            session.add(self._version_row(row, dag, folder, updated_by, now))
             self._apply_schedule(session, row, dag, now)
             session.flush()
             return self._definition(session, row)
@@ -299,12 +329,12 @@ class JobRegistry:
     ) -> tuple[JobDefinition, str]:
         """Register a new job, or add a version when its definition changed.
         Returns the definition and ``"added"``, ``"updated"`` or ``"unchanged"``."""
-        dag = self._checked(job, base_dir)
+        dag, folder = self._checked(job, base_dir)
         try:
-            return self._insert(dag, who), "added"
+            return self._insert(dag, folder, who), "added"
         except JobAlreadyExists:
             before = self.get(dag["name"]).version
-            after = self._add_version(dag["name"], dag, who, only_if_changed=True)
+            after = self._add_version(dag["name"], dag, folder, who, only_if_changed=True)
             return after, ("updated" if after.version != before else "unchanged")
 
     def _set_enabled(self, job_name: str, enabled: bool) -> None:

@@ -165,6 +165,10 @@ def test_export_round_trips(store: MetadataStore, tmp_path: Path) -> None:
     assert text.startswith("name: orders\ntype: BATCH_ROLLER\n")
     assert "${env:OUT_DIR}" in text  # secrets stay references
     (tmp_path / "orders.yaml").write_text(text)
+    # the definition registered without a file gains one: a version with its folder
+    assert reg.import_directory(tmp_path).updated == ["orders"]
+    assert reg.get("orders").base_dir == str(tmp_path.resolve())
+    (tmp_path / "orders.yaml").write_text(reg.export("orders"))
     report = reg.import_directory(tmp_path)
     assert report.unchanged == ["orders"]  # exporting and re-importing changes nothing
     assert load_job_file(tmp_path / "orders.yaml").sink.config == {"path": "${env:OUT_DIR}"}
