@@ -10,7 +10,7 @@ from pipeline_core.lazy import lazy_exports
 if TYPE_CHECKING:
     from pipeline_core.checkpoint.identity import url_identity
     from pipeline_core.config.converter import FieldError, parse_duration, structure
-    from pipeline_core.config.secrets import resolve_references
+    from pipeline_core.config.secrets import redact, remember_secret, resolve_references
     from pipeline_core.errors import (
         BackpressureError,
         CheckpointError,
@@ -89,6 +89,8 @@ _EXPORTS = {
     "FieldError": "pipeline_core.config.converter",
     "parse_duration": "pipeline_core.config.converter",
     "structure": "pipeline_core.config.converter",
+    "redact": "pipeline_core.config.secrets",
+    "remember_secret": "pipeline_core.config.secrets",
     "resolve_references": "pipeline_core.config.secrets",
     "BackpressureError": "pipeline_core.errors",
     "CheckpointError": "pipeline_core.errors",
@@ -243,6 +245,8 @@ __all__ = [
     "load_plugins",
     "parse_duration",
     "prepare",
+    "redact",
+    "remember_secret",
     "resolve_references",
     "run_job",
     "structure",

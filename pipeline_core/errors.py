@@ -211,7 +211,11 @@ SHOWN_CHARS = 200
 
 
 def shorten(text: str, limit: int = SHOWN_CHARS) -> str:
-    """``text`` cut to at most ``limit`` characters, ending in ``...`` if it was cut."""
+    """``text`` redacted, then cut to at most ``limit`` characters, ending in ``...`` if
+    it was cut. In that order: a secret cut in two no longer matches its value."""
+    from pipeline_core.config.secrets import redact  # the redactor imports this module
+
+    text = redact(text)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

@@ -2,7 +2,9 @@
 
 One cattrs converter for the whole framework: unknown keys are rejected and primitives are
 strict (``"5"`` is not an int, ``5`` is not a str), so a typo or a wrong type in a job file
-is reported instead of silently becoming something else.
+is reported instead of silently becoming something else. The one exception: a field
+filled by a secret reference gets text (:class:`ResolvedText`), which a number or boolean
+field parses.
 """
 
 from __future__ import annotations
@@ -21,7 +23,14 @@ from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, Iterabl
 
 from pipeline_core.errors import ConfigError, Problem
 
-__all__ = ["FieldError", "converter", "parse_duration", "structure", "unstructure"]
+__all__ = [
+    "FieldError",
+    "ResolvedText",
+    "converter",
+    "parse_duration",
+    "structure",
+    "unstructure",
+]
 
 T = TypeVar("T")
 
@@ -39,10 +48,36 @@ def _type_name(t: Any) -> str:
     return getattr(t, "__name__", None) or str(t).replace("typing.", "")
 
 
+class ResolvedText(str):
+    """A config string that was one secret reference (``${env:BATCH}``), resolved. A
+    number or boolean field takes it parsed (``"500"`` → 500, ``"true"`` → True), so that
+    the environment can fill any field; a string field takes it as a plain ``str``.
+    ``parsed`` says whether a field parsed it (its value was no text after all)."""
+
+    reference: str
+    parsed: bool = False
+
+
+_BOOLS = {"true": True, "yes": True, "on": True, "1": True}
+_BOOLS |= {"false": False, "no": False, "off": False, "0": False}
+
+
+def _from_text(value: ResolvedText, expected: type) -> Any:
+    text = value.strip()
+    try:
+        parsed: Any = _BOOLS[text.lower()] if expected is bool else expected(text)
+    except (KeyError, ValueError):
+        raise FieldError(f"expected {expected.__name__}, got {value!r}") from None
+    value.parsed = True
+    return parsed
+
+
 def _strict(expected: type, *, accept: tuple[type, ...] = ()) -> Any:
     ok = (expected, *accept)
 
     def hook(value: Any, _t: Any) -> Any:
+        if type(value) is ResolvedText:
+            return str(value) if expected is str else _from_text(value, expected)
         # bool is an int subclass; a YAML "yes" must not become batch_size=1.
         if isinstance(value, bool) and expected is not bool:
             raise FieldError(f"expected {expected.__name__}, got {value!r}")

@@ -39,17 +39,19 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pipeline_core.config.converter import FieldError, structure
+from pipeline_core.config.converter import FieldError, ResolvedText, structure
 from pipeline_core.errors import ConfigError, Problem
 
 __all__ = [
     "DEFAULT_SECRET_DIRS",
+    "MIN_PREFIX_LENGTH",
     "MIN_REDACTED_LENGTH",
     "SECRET_DIRS_ENV",
     "check_references",
     "has_reference",
     "redact",
     "redact_data",
+    "remember_secret",
     "resolve_references",
     "secret_dirs",
     "structure_config",
@@ -67,6 +69,9 @@ SECRET_DIRS_ENV = "PIPELINE_SECRET_DIRS"
 DEFAULT_SECRET_DIRS = ("/run/secrets", "/var/run/secrets", ".pipeline/secrets")
 #: Resolved values shorter than this are not redacted.
 MIN_REDACTED_LENGTH = 4
+#: A text ending in at least this many first characters of a secret (it was cut there
+#: before it was redacted) ends in the secret's reference instead.
+MIN_PREFIX_LENGTH = 6
 
 
 # --- allowed secret directories ---------------------------------------------------------
@@ -107,13 +112,25 @@ def _outside_dirs(name: str, reference: str, *, real: bool) -> FieldError | None
 # --- the redactor ----------------------------------------------------------------------
 
 
+#: The characters URL encoders leave alone besides letters, digits and ``_.-~``: none
+#: (``quote(v, safe="")``), a path's ``/``, and httpx's path and query sets (RFC 3986).
+_URL_SAFE = ("", "/", "!$&'()*+,;=:@/", "!$'()*,;:@/?")
+
+
 def _forms(value: str) -> set[str]:
-    """``value`` and the forms it takes in messages: repr- and JSON-escaped, URL-quoted,
-    and each line of a multi-line value."""
+    """``value`` and the forms it takes in messages: repr- and JSON-escaped, URL-quoted
+    (as ``quote``, ``quote_plus`` and httpx's URLs do it) and unquoted, and each line of
+    a multi-line value."""
     forms = {value, value.strip(), repr(value)[1:-1], json.dumps(value)[1:-1]}
-    forms |= {urllib.parse.quote(value, safe=""), urllib.parse.quote_plus(value)}
+    for safe in _URL_SAFE:
+        forms |= {urllib.parse.quote(value, safe=safe), urllib.parse.quote_plus(value, safe=safe)}
+    forms.add(urllib.parse.unquote(value))  # a password written escaped in a URL
     forms |= {line.strip() for line in value.splitlines()}
     return {f for f in forms if len(f) >= MIN_REDACTED_LENGTH}
+
+
+#: What a text may end with after the place it was cut: an ellipsis, closing quotes.
+_CUT_END = " \t\r\n.…'\")]"
 
 
 class _Redactor:
@@ -126,21 +143,60 @@ class _Redactor:
         self._values: dict[str, str] = {}  # reference -> value (to restore positions)
         self._pattern: re.Pattern[str] | None = None
         self._exact_pattern: re.Pattern[str] | None = None
+        # forms long enough that a cut-off start of them is masked too, longest first
+        self._prefixed: list[tuple[str, str]] = []
 
-    def remember(self, value: str, reference: str) -> None:
+    def remember(self, value: str, reference: str, *, exact: bool = True) -> None:
+        """Redact ``value`` (and its forms) as ``reference`` from now on. ``exact``: also
+        in positions (:func:`redact_data`), where :meth:`unredact` must give the value
+        back — only for a value the reference resolves to."""
         forms = _forms(value)
         with self._lock:
-            if len(value) >= MIN_REDACTED_LENGTH and reference not in self._values:
+            if exact and len(value) >= MIN_REDACTED_LENGTH and reference not in self._values:
                 self._values[reference] = value
             new = {f for f in forms if f not in self._refs}
             if not new:
                 return
             for f in new:
                 self._refs[f] = reference
-            if value in new:
+            if exact and value in new:
                 self._exact[value] = reference
+            self._prefixed = sorted(
+                ((f, r) for f, r in self._refs.items() if len(f) > MIN_PREFIX_LENGTH),
+                key=lambda fr: len(fr[0]),
+                reverse=True,
+            )
             self._pattern = self._exact_pattern = None
         _install_log_redaction()
+
+    def forget(self, reference: str) -> None:
+        """Stop redacting what ``reference`` resolved to (its value filled a number or
+        boolean field: configuration, not a secret, and it would garble every count)."""
+        with self._lock:
+            self._values.pop(reference, None)
+            for table in (self._refs, self._exact):
+                for form in [f for f, r in table.items() if r == reference]:
+                    del table[form]
+            self._prefixed = [(f, r) for f, r in self._prefixed if r != reference]
+            self._pattern = self._exact_pattern = None
+
+    def known(self) -> set[str]:
+        with self._lock:
+            return set(self._refs.values())
+
+    def _cut_prefix(self, text: str) -> str:
+        """``text`` with a cut-off start of a secret at its end (a message shortened before
+        it was redacted) replaced by the reference: at least :data:`MIN_PREFIX_LENGTH`
+        characters of a form, followed only by an ellipsis or closing quotes."""
+        body = text.rstrip(_CUT_END)
+        for form, reference in self._prefixed:
+            key = form[:MIN_PREFIX_LENGTH]
+            i = body.find(key, max(0, len(body) - len(form) + 1))
+            while i != -1:
+                if form.startswith(body[i:]):
+                    return body[:i] + reference + text[len(body) :]
+                i = body.find(key, i + 1)
+        return text
 
     @staticmethod
     def _compile(values: Iterable[str]) -> re.Pattern[str]:
@@ -164,7 +220,8 @@ class _Redactor:
                     self._exact_pattern = pattern
                 else:
                     self._pattern = pattern
-        return pattern.sub(lambda m: table.get(m.group(0), m.group(0)), text)
+        text = pattern.sub(lambda m: table.get(m.group(0), m.group(0)), text)
+        return text if exact else self._cut_prefix(text)
 
     def unredact(self, text: str) -> str:
         if not self._values or "${" not in text:
@@ -181,8 +238,24 @@ _redactor = _Redactor()
 
 
 def redact(text: str) -> str:
-    """``text`` with every secret value resolved in this process replaced by its reference."""
+    """``text`` with every secret value resolved in this process replaced by its reference
+    (a text that ends in the cut-off start of one ends in its reference). Redact a
+    message before shortening it: a cut value no longer matches."""
     return _redactor.redact(text)
+
+
+def remember_secret(value: str, *, derived_from: str) -> None:
+    """Redact ``value`` from now on: a credential a connector builds from resolved config
+    (``derived_from``: the config strings it came from, e.g. ``f"{user}:{password}"``) —
+    a basic-auth header's base64, a fetched OAuth2 access token, a signed URL. It shows
+    as the references ``derived_from`` held (``Authorization: Basic ${env:PASSWORD}``),
+    or as ``***`` if it held none. Values shorter than :data:`MIN_REDACTED_LENGTH`
+    characters are ignored."""
+    if len(value) < MIN_REDACTED_LENGTH:
+        return
+    references = (m.group(0) for m in _REF.finditer(_redactor.redact(derived_from)))
+    shown = "+".join(dict.fromkeys(references))
+    _redactor.remember(value, shown or "***", exact=False)
 
 
 def _map_strings(value: Any, fn: Any) -> Any:
@@ -316,10 +389,15 @@ def _resolve_one(kind: str, name: str, reference: str, trusted: bool) -> str:
     return value
 
 
-def _resolve(value: Any, field: str, trusted: bool, problems: list[FieldError]) -> Any:
+def _resolve(
+    value: Any, field: str, trusted: bool, problems: list[FieldError], *, mark: bool = False
+) -> Any:
+    """``value`` resolved; ``mark``: a string that is one reference becomes ResolvedText
+    (for structuring: a number field parses it)."""
     if isinstance(value, str):
         if "${" not in value:
             return value
+        whole = _REF.fullmatch(value.strip()) if mark else None
 
         def one(m: re.Match[str]) -> str:
             try:
@@ -329,14 +407,21 @@ def _resolve(value: Any, field: str, trusted: bool, problems: list[FieldError]) 
                 problems.append(exc)
                 return m.group(0)
 
-        return _REF.sub(one, value)
+        text = _REF.sub(one, value)
+        if whole is None or problems:
+            return text
+        resolved = ResolvedText(text)
+        resolved.reference = whole.group(0)
+        return resolved
     if isinstance(value, dict):
         return {
-            k: _resolve(v, f"{field}.{k}" if field else str(k), trusted, problems)
+            k: _resolve(v, f"{field}.{k}" if field else str(k), trusted, problems, mark=mark)
             for k, v in value.items()
         }
     if isinstance(value, list):
-        return [_resolve(v, f"{field}[{i}]", trusted, problems) for i, v in enumerate(value)]
+        return [
+            _resolve(v, f"{field}[{i}]", trusted, problems, mark=mark) for i, v in enumerate(value)
+        ]
     return value
 
 
@@ -424,17 +509,54 @@ def structure_config(
     data: Any, cls: type[T], *, job: str | None = None, component: str | None = None
 ) -> T:
     """Resolve the references of a component's (or trigger's) ``config`` and structure it
-    into ``cls`` — inside the execution only. Raises ConfigError with one Problem per
-    mistake; a problem of a field that held a reference names the reference, never the
-    value (``expected int, got the value of ${env:BATCH}``)."""
+    into ``cls`` — inside the execution only. A field that is one reference takes its
+    value converted to the field's type (``batch_size: ${env:BATCH}`` with ``BATCH=500``
+    is 500; ``true``/``false``, ``yes``/``no``, ``on``/``off``, ``1``/``0`` for a
+    boolean). Raises ConfigError with one Problem per mistake; a problem of a field that
+    held a reference names the reference, never the value (``expected int, got the value
+    of ${env:BATCH}``)."""
     static = check_references(data)
     if static:
         raise ConfigError(_problems(static, job, component))
+    known = _redactor.known()
     unresolved: list[FieldError] = []
-    resolved = _resolve(data, "", False, unresolved)
+    resolved = _resolve(data, "", False, unresolved, mark=True)
     if unresolved:
         raise ConfigError(_problems(unresolved, job, component))
     try:
-        return structure(resolved, cls, job=job, component=component)
+        config = structure(resolved, cls, job=job, component=component)
     except ConfigError as exc:
         raise ConfigError([_explain(p, data, resolved) for p in exc.problems]) from None
+    _forget_numbers(data, resolved, known)
+    return config
+
+
+def _forget_numbers(data: Any, resolved: Any, known: set[str]) -> None:
+    """Stop redacting the values of references that only filled number or boolean fields
+    (a ``batch_size: ${env:BATCH}`` of 1000 would turn every "1000" in a message into
+    the reference): configuration, not secrets. A reference this process resolved before
+    or that this config also uses in text stays redacted."""
+    filled: dict[str, list[bool]] = {}
+    for text in _strings(resolved):
+        if type(text) is ResolvedText:
+            filled.setdefault(text.reference, []).append(text.parsed)
+    if not filled:
+        return
+    uses: dict[str, int] = {}
+    for _, text in _walk(data, ""):
+        for m in _REF.finditer(text):
+            uses[m.group(0)] = uses.get(m.group(0), 0) + 1
+    for reference, parsed in filled.items():
+        if all(parsed) and uses.get(reference) == len(parsed) and reference not in known:
+            _redactor.forget(reference)
+
+
+def _strings(value: Any) -> Iterable[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            yield from _strings(v)

@@ -6,23 +6,29 @@ Each test uses its own variable and value: the redactor is process-wide."""
 
 from __future__ import annotations
 
+import base64
 import io
 import logging
 import os
+import urllib.parse
 import uuid
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
-from pipeline_core import ConfigError, PipelineJob, prepare
+from pipeline_core import ConfigError, PipelineJob, prepare, remember_secret
 from pipeline_core.config.secrets import (
+    MIN_PREFIX_LENGTH,
     redact,
     redact_data,
     resolve_references,
     secret_dirs,
+    structure_config,
     unredact_data,
 )
+from pipeline_core.errors import shorten
 from pipeline_core.plugins.manager import Plugins, load_plugins
 from pipeline_core.runtime.runner import execute
 from pipeline_core.testing import ListSink
@@ -211,9 +217,8 @@ def test_a_file_inside_the_secret_dirs_is_read_where_the_job_runs(
     (tmp_path / ".pipeline" / "secrets").mkdir(parents=True)
     (tmp_path / ".pipeline" / "secrets" / "count").write_text("7\n")
     j = with_source("counter", count="${file:.pipeline/secrets/count}")
-    with pytest.raises(ConfigError) as info:  # a str, not an int: named, not shown
-        prepare(j, plugins, resolve_secrets=True)
-    assert "expected int, got the value of ${file:.pipeline/secrets/count}" in str(info.value)
+    prepared = prepare(j, plugins, resolve_secrets=True)  # an int field takes "7" as 7
+    assert prepared.make_source().config.count == 7
     token = f"tok-{uuid.uuid4().hex}"
     (tmp_path / ".pipeline" / "secrets" / "token").write_text(token + "\n")
     assert resolve_references("Bearer ${file:.pipeline/secrets/token}") == f"Bearer {token}"
@@ -294,3 +299,97 @@ def test_log_records_are_redacted(
         assert value not in text
         assert f"connecting with ${{env:{name}}}" in text
         assert f"RuntimeError: refused: ${{env:{name}}}" in text
+
+
+def test_url_escaped_forms_are_redacted(secret: tuple[str, str]) -> None:
+    name, _ = secret
+    ref = f"${{env:{name}}}"
+    value = f"p@ss w/rd+{uuid.uuid4().hex[:6]}&z=1"
+    os.environ[name] = value  # restored by monkeypatch
+    resolve_references(ref)
+    for form in (
+        urllib.parse.quote(value),
+        urllib.parse.quote(value, safe=""),
+        urllib.parse.quote_plus(value),
+        urllib.parse.quote(value, safe="!$&'()*+,;=:@/"),  # httpx's path: p@ss%20w/rd+…
+        urllib.parse.quote_plus(value, safe="!$'()*,;:@/?"),  # httpx's query
+    ):
+        assert redact(f"GET http://h/x/{form} answered 404") == f"GET http://h/x/{ref} answered 404"
+    escaped = f"p%40ss%2F{uuid.uuid4().hex[:6]}"  # written escaped in a URL, used unescaped
+    os.environ[name] = escaped
+    resolve_references(ref)
+    assert redact(f"password {urllib.parse.unquote(escaped)} refused") == f"password {ref} refused"
+
+
+def test_a_secret_cut_off_at_the_end_is_masked(secret: tuple[str, str]) -> None:
+    name, value = secret
+    ref = f"${{env:{name}}}"
+    resolve_references(ref)
+    message = "p" * 170 + f"Authorization: Bearer {value} and more"
+    assert shorten(message) == shorten("p" * 170 + f"Authorization: Bearer {ref} and more")
+    # cut before it was redacted (a library did it): the start of the secret still goes
+    for end in ("", "...", "…", "'", '")'):
+        cut = f"Bearer {value[: MIN_PREFIX_LENGTH + 3]}{end}"
+        assert redact(cut) == f"Bearer {ref}{end}"
+    short = f"Bearer {value[: MIN_PREFIX_LENGTH - 1]}"  # too short to tell from text
+    assert redact(short) == short
+    assert redact(f"{value[:12]} in the middle") == f"{value[:12]} in the middle"
+    assert redact_data({"k": value[:12]}) == {"k": value[:12]}  # positions: exact only
+
+
+def test_a_derived_credential_is_redacted_as_its_references(secret: tuple[str, str]) -> None:
+    name, _ = secret
+    ref = f"${{env:{name}}}"
+    password = resolve_references(ref)
+    header = base64.b64encode(f"u:{password}".encode()).decode()
+    remember_secret(header, derived_from=f"u:{password}")
+    assert redact(f"Authorization: Basic {header}") == f"Authorization: Basic {ref}"
+    assert redact(f"Authorization: Basic {header[:10]}...") == f"Authorization: Basic {ref}..."
+    literal = f"tok-{uuid.uuid4().hex}"  # from no reference: still a credential
+    remember_secret(literal, derived_from="a password written in the job")
+    assert redact(f"token {literal}") == "token ***"
+    assert redact_data({"t": header}) == {"t": header}  # not a value a reference restores
+
+
+@attrs.define(frozen=True, kw_only=True)
+class _Typed:
+    count: int = 0
+    ratio: float = 0.0
+    flag: bool = False
+    name: str = ""
+    limit: int | None = None
+
+
+def test_a_reference_fills_number_and_boolean_fields(secret: tuple[str, str]) -> None:
+    name, value = secret
+    env = {f"{name}_N": "48213", f"{name}_F": " 0.5 ", f"{name}_B": "yes"}
+    os.environ.update(env)
+    try:
+        config = structure_config(
+            {
+                "count": f"${{env:{name}_N}}",
+                "ratio": f"${{env:{name}_F}}",
+                "flag": f"${{env:{name}_B}}",
+                "name": f"${{env:{name}}}",
+                "limit": f"${{env:{name}_N}}",
+            },
+            _Typed,
+        )
+        assert config == _Typed(count=48213, ratio=0.5, flag=True, name=value, limit=48213)
+        assert type(config.name) is str
+        # a value that only filled numbers is configuration: counts stay readable
+        assert redact(f"wrote 48213 records, {value}") == f"wrote 48213 records, ${{env:{name}}}"
+        for data, expected in (
+            ({"count": f"${{env:{name}}}"}, f"expected int, got the value of ${{env:{name}}}"),
+            ({"flag": f"${{env:{name}}}"}, f"expected bool, got the value of ${{env:{name}}}"),
+            (
+                {"count": f"1${{env:{name}_N}}"},
+                f"expected int, got the resolved value of '1${{env:{name}_N}}'",
+            ),
+        ):
+            with pytest.raises(ConfigError) as info:
+                structure_config(data, _Typed)
+            assert expected in str(info.value) and value not in str(info.value)
+    finally:
+        for k in env:
+            del os.environ[k]
