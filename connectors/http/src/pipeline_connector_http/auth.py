@@ -1,14 +1,19 @@
-"""httpx authentication for the configured auth types (secrets never logged)."""
+"""httpx authentication for the configured auth types (secrets never logged).
+
+Every credential built here from the config — a basic-auth header, a fetched OAuth2
+access token — is given to the core's redactor (``remember_secret``), so that a server
+echoing the request shows the reference the secret came from, not the credential."""
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import AsyncGenerator, Generator
 
 import httpx
 
 from pipeline_connector_http.config import AuthConfig
-from pipeline_core import FatalConnectorError, url_identity
+from pipeline_core import FatalConnectorError, remember_secret, url_identity
 
 __all__ = ["make_auth"]
 
@@ -62,6 +67,7 @@ class _OAuth2ClientCredentials(httpx.Auth):
             )
         body = response.json()
         self.token = body["access_token"]
+        remember_secret(str(self.token), derived_from=self.cfg.client_secret or "")
         self.expires_at = time.monotonic() + float(body.get("expires_in", 3600)) - 5
         self.fetched += 1
 
@@ -82,13 +88,21 @@ class _OAuth2ClientCredentials(httpx.Auth):
             yield request
 
 
+def _basic(username: str, password: str) -> httpx.BasicAuth:
+    # the header httpx builds, base64 of "user:password": no longer the password's text
+    userpass = f"{username}:{password}"
+    remember_secret(base64.b64encode(userpass.encode()).decode(), derived_from=userpass)
+    return httpx.BasicAuth(username, password)
+
+
 def make_auth(cfg: AuthConfig | None) -> httpx.Auth | None:
+    """The httpx auth for ``cfg`` (None for none); its derived credentials redacted."""
     if cfg is None:
         return None
     if cfg.type == "bearer":
         return _Bearer(cfg.token or "")
     if cfg.type == "basic":
-        return httpx.BasicAuth(cfg.username or "", cfg.password or "")
+        return _basic(cfg.username or "", cfg.password or "")
     if cfg.type == "api_key":
         return _ApiKey(cfg.key or "", cfg.name, cfg.location)
     return _OAuth2ClientCredentials(cfg)

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from pipeline_connector_http.config import RetryConfig
-from pipeline_core import FatalConnectorError, RetriableConnectorError
+from pipeline_core import FatalConnectorError, RetriableConnectorError, redact
 
 __all__ = ["RateLimiter", "request"]
 
@@ -81,7 +81,8 @@ async def request(
             if response.status_code not in RETRIED_STATUS:
                 raise FatalConnectorError(
                     f"{method} {shown} answered {response.status_code} "
-                    f"{response.reason_phrase}: {response.text[:200]}",
+                    # redacted before it is cut: a cut secret would no longer match
+                    f"{response.reason_phrase}: {redact(response.text)[:200]}",
                     component=component,
                 )
             problem = f"status {response.status_code}"
