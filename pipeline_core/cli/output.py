@@ -14,15 +14,19 @@ err = Console(stderr=True, highlight=False, emoji=False)
 
 
 def print_error(exc: BaseException) -> None:
-    """Print an error as the CLI does: ``error: <one line per problem>``."""
+    """Print an error as the CLI does: ``error: <one line per problem>`` — redacted (a
+    command that resolved secrets shows their references)."""
+    from pipeline_core.config.secrets import redact  # cattrs: not for `pipeline-run --help`
+
     if isinstance(exc, ConfigError):
         for problem in exc.problems:
-            err.print(f"[bold red]error:[/] {escape(str(problem))}", markup=True, soft_wrap=True)
+            text = escape(redact(str(problem)))
+            err.print(f"[bold red]error:[/] {text}", markup=True, soft_wrap=True)
     elif isinstance(exc, PipelineError):
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(redact(str(exc)))}", markup=True, soft_wrap=True)
     else:
         err.print(
-            f"[bold red]error:[/] {type(exc).__name__}: {escape(str(exc))}",
+            f"[bold red]error:[/] {type(exc).__name__}: {escape(redact(str(exc)))}",
             markup=True,
             soft_wrap=True,
         )
