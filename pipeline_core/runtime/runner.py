@@ -287,7 +287,9 @@ def _dead_letter_record(failed: FailedRecord) -> dict[str, Any]:
     record = failed.record
     if isinstance(record, bytes | bytearray):
         record = bytes(record).decode("utf-8", errors="replace")
-    return {"where": failed.where, "error": redact(failed.error), "record": record}
+    # where (a source's path:line) and error are the framework's text, so redacted; the
+    # record is the job's data, written as it came
+    return {"where": redact(failed.where), "error": redact(failed.error), "record": record}
 
 
 def _outputs(sinks: list[tuple[str, Sink[Any] | None]]) -> tuple[str, ...]:

@@ -7,13 +7,17 @@ JDBC (SQLite) and HTTP connectors, the RabbitMQ trigger; both metadata databases
 
 from __future__ import annotations
 
+import base64
 import os
 import signal
 import sqlite3
 import subprocess
+import threading
 import time
+import urllib.parse
 import uuid
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +59,63 @@ def files_text(root: Path) -> str:
     )
 
 
+# --- the forms a secret takes on its way out ---------------------------------------------
+
+
+def leaked_forms(value: str) -> dict[str, str]:
+    """What would betray ``value``: itself, its URL-escaped and base64 forms, and a cut-off
+    start of each (a message shortened before it was redacted)."""
+    forms = {
+        "value": value,
+        "quote": urllib.parse.quote(value),
+        "quote safe=''": urllib.parse.quote(value, safe=""),
+        "quote_plus": urllib.parse.quote_plus(value),
+        "path-escaped": urllib.parse.quote(value, safe="!$&'()*+,;=:@/"),
+        "base64": base64.b64encode(value.encode()).decode(),
+    }
+    forms |= {f"first 10 of {k}": f[:10] for k, f in list(forms.items())}
+    return forms
+
+
+def assert_never_shown(values: dict[str, str], text: str, where: str) -> None:
+    for name, value in values.items():
+        for form, shown in leaked_forms(value).items():
+            assert shown not in text, f"{name} ({form}: {shown!r}) shows in {where}"
+
+
+class _Echo(BaseHTTPRequestHandler):
+    """``/e400?pad=N``: 400, the body N characters of padding and the request's
+    Authorization header (a server echoing the request); anything else: 404."""
+
+    def do_GET(self) -> None:
+        path, _, query = self.path.partition("?")
+        if path == "/e400":
+            pad = int(urllib.parse.parse_qs(query).get("pad", ["0"])[0])
+            body = ("p" * pad + f"Authorization: {self.headers.get('Authorization')}\n").encode()
+            self.send_response(400)
+        else:
+            body = b"not here"
+            self.send_response(404)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def echo() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 class Secrets:
     """The secrets of one test and where they are: an env variable, a secret file."""
 
@@ -86,10 +147,15 @@ class Secrets:
     def assert_absent(self, text: str, where: str) -> None:
         for value in self.all:
             assert value not in text, f"a secret value shows in {where}"
+        basic = base64.b64encode(f"u:{self.value}".encode()).decode()
+        assert_never_shown(
+            {"SECRET_X": self.value, "file secret": self.file_value, "basic": basic}, text, where
+        )
 
 
-def jobs(tmp: Path, s: Secrets) -> dict[str, dict[str, Any]]:
-    """Job definitions, each with secrets in another kind of field; all but 'ok' fail."""
+def jobs(tmp: Path, s: Secrets, echo: str = "http://127.0.0.1:1") -> dict[str, dict[str, Any]]:
+    """Job definitions, each with secrets in another kind of field; all but 'ok' fail.
+    ``echo``: a server answering 400 with the request's Authorization header."""
     (tmp / "in.jsonl").write_text('{"i": 1}\n{"i": 2}\n')
     table_db = tmp / "table.db"
     with sqlite3.connect(table_db) as db:
@@ -180,6 +246,33 @@ def jobs(tmp: Path, s: Secrets) -> dict[str, dict[str, Any]]:
             },
             "sink": sink,
         },
+        # the server echoes the credentials: a bearer token cut 12 characters in by the
+        # 200-character limit on a quoted body, and a basic-auth header (base64)
+        "http-cut-token": {
+            "name": "http-cut-token",
+            "source": {
+                "type": "http",
+                "config": {
+                    "url": f"{echo}/e400?pad={200 - len('Authorization: Bearer ') - 12}",
+                    "headers": {"X-Extra": "1"},
+                    "auth": {"type": "bearer", "token": f"${{file:{s.dirs}/db_password}}"},
+                    "retry": {"max_retries": 0},
+                },
+            },
+            "sink": sink,
+        },
+        "http-basic": {
+            "name": "http-basic",
+            "source": {
+                "type": "http",
+                "config": {
+                    "url": f"{echo}/e400",
+                    "auth": {"type": "basic", "username": "u", "password": "${env:SECRET_X}"},
+                    "retry": {"max_retries": 0},
+                },
+            },
+            "sink": sink,
+        },
         # completes: its checkpoints' positions and sink state hold the secret
         "ok": {
             "name": "ok",
@@ -243,7 +336,7 @@ def _wait_final(api: httpx.Client, eids: dict[str, str]) -> dict[str, dict[str, 
 
 
 def test_serve_never_shows_a_resolved_secret(
-    serve: tuple[str, Secrets, Path], db_url: str, tmp_path: Path
+    serve: tuple[str, Secrets, Path], db_url: str, tmp_path: Path, echo: str
 ) -> None:
     url, s, log = serve
     admin = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {ADMIN}"}, timeout=10)
@@ -263,7 +356,7 @@ def test_serve_never_shows_a_resolved_secret(
         assert "root:" not in r.text
 
     eids = {}
-    for name, job in jobs(tmp_path, s).items():
+    for name, job in jobs(tmp_path, s, echo).items():
         r = admin.post("/api/jobs", json=job)
         shown.append(r.text)
         assert r.status_code == 201, r.text
@@ -305,6 +398,8 @@ def test_serve_never_shows_a_resolved_secret(
     assert "in-${env:SECRET_X}.jsonl' does not exist" in errors["source-path"]
     assert "/proc/none/${env:SECRET_X}/out" in errors["sink-path"]
     assert "${env:SECRET_X}" in errors["jdbc-columns"]
+    assert "Authorization: Basic ${env:SECRET_X}" in errors["http-basic"]
+    assert f"Authorization: Bearer ${{file:{s.dirs}" in errors["http-cut-token"]
     time.sleep(1.5)  # the EVENT trigger tries (and fails) to connect
 
     # every read route, as a read token sees it
@@ -371,3 +466,109 @@ def test_pipeline_run_never_shows_a_resolved_secret(tmp_path: Path) -> None:
     db = next((tmp_path / ".pipeline").glob("*.db"))
     s.assert_absent(database_text(f"sqlite:///{db}"), "the metadata database")
     s.assert_absent(files_text(tmp_path / ".pipeline" / "checkpoints"), "checkpoint storage")
+
+
+def test_escaped_derived_and_cut_off_secrets_never_show(echo: str, tmp_path: Path) -> None:
+    """The audit's leaks: a message cut before it was redacted (a prefix of a bearer
+    token), a URL-escaped value, a basic-auth header, ``validate --connect`` errors, a
+    dead letter's ``where`` — through ``pipeline-run run`` and ``validate``."""
+    tag = uuid.uuid4().hex[:10]
+    secrets = {
+        "token": f"FileSecret-{tag}-tok",
+        "path": f"p@ss w/rd+{tag}&z=1",
+        "password": f"S3cr3tValue-{tag}-pw",
+        "number": f"S3cr3tNum-{tag}",
+        "dir": f"S3cr3tDir-{tag}",
+    }
+    sdir = tmp_path / "secrets"
+    sdir.mkdir()
+    (sdir / "tok").write_text(secrets["token"] + "\n")
+    data = tmp_path / f"sec-{secrets['dir']}"
+    data.mkdir()
+    (data / "data.jsonl").write_text('{"i": 1}\nnot json\n{"i": 3}\n')
+    env = {
+        "SECRET_Q": secrets["path"],
+        "SECRET_X": secrets["password"],
+        "SECRET_N": secrets["number"],
+        "SECRET_DIR": str(data),
+        "PIPELINE_SECRET_DIRS": str(sdir),
+    }
+    basic = base64.b64encode(f"u:{secrets['password']}".encode()).decode()
+    shown = {**secrets, "basic header": basic}
+    sink = {"type": "file", "config": {"path": str(tmp_path / "out")}}
+    http = {"retry": {"max_retries": 0}}
+    # the 400's body is cut at 200 characters, 12 characters into the token
+    pad = 200 - len("Authorization: Bearer ") - 12
+    defs: dict[str, dict[str, Any]] = {
+        "cut-token": {
+            "source": {
+                "type": "http",
+                "config": {
+                    **http,
+                    "url": f"{echo}/e400?pad={pad}",
+                    "headers": {"X-Extra": "1"},
+                    "auth": {"type": "bearer", "token": f"${{file:{sdir}/tok}}"},
+                },
+            },
+        },
+        "escaped-path": {
+            "source": {"type": "http", "config": {**http, "url": f"{echo}/e404/${{env:SECRET_Q}}"}},
+        },
+        "basic-auth": {
+            "source": {
+                "type": "http",
+                "config": {
+                    **http,
+                    "url": f"{echo}/e400",
+                    "auth": {"type": "basic", "username": "u", "password": "${env:SECRET_X}"},
+                },
+            },
+        },
+        "dead-letter-where": {
+            "source": {"type": "file", "config": {"path": "${env:SECRET_DIR}/data.jsonl"}},
+            "config": {
+                "on_error": "dead_letter",
+                "dead_letter": {"type": "file", "config": {"path": str(tmp_path / "dlq")}},
+            },
+        },
+    }
+    runs = {}
+    for name, d in defs.items():
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump({"name": name, "sink": sink, **d}))
+        runs[name] = pipeline_run("run", "--no-progress", f"{name}.yaml", cwd=tmp_path, env=env)
+    codes = {name: r.returncode for name, r in runs.items()}
+    assert codes == {"cut-token": 1, "escaped-path": 1, "basic-auth": 1, "dead-letter-where": 0}, [
+        r.stderr for r in runs.values()
+    ]
+    assert "/e404/${env:SECRET_Q} answered 404" in runs["escaped-path"].stderr
+    assert "Authorization: Basic ${env:SECRET_X}" in runs["basic-auth"].stderr
+    dead = "".join(p.read_text() for p in (tmp_path / "dlq").rglob("*.jsonl"))
+    assert '"where":"${env:SECRET_DIR}/data.jsonl:2"' in dead.replace(" ", ""), dead
+
+    # validate --connect resolves the references as a run would, and shows none
+    jdbc = {
+        "type": "jdbc",
+        "config": {
+            "url": "postgresql+psycopg://${env:SECRET_X}@127.0.0.1:1/db_${env:SECRET_N}",
+            "table": "t",
+            "key": "id",
+        },
+    }
+    (tmp_path / "connect.yaml").write_text(
+        yaml.safe_dump({"name": "connect", "source": jdbc, "sink": sink})
+    )
+    checks = [
+        pipeline_run("validate", "--connect", *flag, "connect.yaml", cwd=tmp_path, env=env)
+        for flag in ((), ("--json",))
+    ]
+    assert [c.returncode for c in checks] == [2, 2], [c.stderr for c in checks]
+    for c in checks:
+        assert "${env:SECRET_X}@127.0.0.1:1/db_${env:SECRET_N}" in c.stdout + c.stderr
+
+    db = next((tmp_path / ".pipeline").glob("*.db"))
+    assert "${env:SECRET_Q}" in database_text(f"sqlite:///{db}")
+    for r in [*runs.values(), *checks]:
+        assert_never_shown(shown, r.stdout + r.stderr, f"the output of {r.args[1:]}")
+    assert_never_shown(shown, database_text(f"sqlite:///{db}"), "the metadata database")
+    assert_never_shown(shown, files_text(tmp_path / ".pipeline" / "checkpoints"), "checkpoints")
+    assert_never_shown(shown, dead, "the dead letters")
