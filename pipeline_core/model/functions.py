@@ -12,9 +12,15 @@ Everything else — ``os:system``, ``subprocess:run``, ``builtins:eval``, any in
 package nobody allowed — is refused *before* anything is imported, at registration as at
 run time.
 
-The control plane (``serve``, the API) runs no user code: under :func:`static_references`
-a reference is checked by reading the module's source (it parses, and defines the
-name at its top level) and stands for a placeholder; only an execution imports it.
+Registration runs no user code — in any process: ``validate``, ``jobs register`` /
+``import``, ``serve --jobs`` and the API all check a reference under
+:func:`static_references`, by reading the module's source without importing it. The
+name after the ``:`` must be *defined* at the module's top level (``def``,
+``async def``, ``class``, or ``name = lambda …``) and bound no other way: a plain
+re-binding (``system = os.system``, ``from os import system``) is refused, since what it
+names is defined elsewhere. Only an execution imports the module, and checks again what
+it got (defined in that module, not reached through an imported one): defence in depth
+for what a static reading cannot see (a decorator returning something else).
 """
 
 from __future__ import annotations
@@ -129,66 +135,164 @@ def static_references() -> Iterator[None]:
         _STATIC.reset(token)
 
 
-def _top_level_names(tree: ast.Module) -> tuple[set[str], set[str]] | None:
-    """(names a module defines, names it imports) at its top level (inside top-level
-    if/try/with too); None when it cannot be known statically (``from x import *``)."""
+#: how an import within the same top-level package binds a name: (module, its name there)
+_Within = tuple[str, str]
+
+
+def _absolute(node: ast.ImportFrom, package: str) -> str:
+    if not node.level:
+        return node.module or ""
+    base = package.split(".")
+    base = base[: len(base) - node.level + 1]
+    return ".".join([*base, node.module] if node.module else base)
+
+
+def _bindings(tree: ast.Module, package: str) -> tuple[set[str], dict[str, str | _Within]]:
+    """What a module's top level (inside top-level if/try/with/for/while too) does with
+    each name: (names a ``def``, ``async def``, ``class`` or ``name = lambda …`` defines,
+    {name: how anything else binds it — "an assignment", "an import", …, or the module
+    of the same top-level package it is imported from}). ``package``: the module's
+    package (itself for an ``__init__``), to resolve relative imports."""
     defined: set[str] = set()
-    imported: set[str] = set()
+    other: dict[str, str | _Within] = {}
+    top = package.split(".")[0]
+
+    def bound(target: ast.AST, how: str) -> None:
+        for n in ast.walk(target):
+            if isinstance(n, ast.Name):
+                other.setdefault(n.id, how)
+
     body = list(tree.body)
     while body:
         node = body.pop()
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             defined.add(node.name)
-        elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
+        elif isinstance(node, ast.Assign | ast.AnnAssign) and isinstance(node.value, ast.Lambda):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            for t in targets:
-                defined.update(n.id for n in ast.walk(t) if isinstance(n, ast.Name))
+            if all(isinstance(t, ast.Name) for t in targets):
+                defined.update(t.id for t in targets if isinstance(t, ast.Name))
+            else:
+                for t in targets:
+                    bound(t, "an assignment")
+        elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
+            for t in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                bound(t, "an assignment")
+        elif isinstance(node, ast.ImportFrom) and (
+            node.level or (node.module or "").split(".")[0] == top
+        ):
+            for alias in node.names:
+                key = "*" if alias.name == "*" else alias.asname or alias.name
+                other.setdefault(key, (_absolute(node, package), alias.name))
         elif isinstance(node, ast.Import | ast.ImportFrom):
             for alias in node.names:
                 if alias.name == "*":
-                    return None
-                imported.add(alias.asname or alias.name.split(".")[0])
-        elif isinstance(node, ast.If | ast.Try | ast.With | ast.For | ast.While):
+                    other.setdefault("*", "an import")
+                else:
+                    other.setdefault(alias.asname or alias.name.split(".")[0], "an import")
+        elif isinstance(node, ast.For | ast.AsyncFor):
+            bound(node.target, "a for loop")
+            body.extend([*node.body, *node.orelse])
+        elif isinstance(node, ast.With | ast.AsyncWith):
+            for item in node.items:
+                if item.optional_vars is not None:
+                    bound(item.optional_vars, "a with statement")
+            body.extend(node.body)
+        elif isinstance(node, ast.If | ast.Try | ast.While):
             for part in ("body", "orelse", "finalbody", "handlers"):
                 body.extend(getattr(node, part, []))
         elif isinstance(node, ast.ExceptHandler):
             body.extend(node.body)
-    return defined, imported - defined
+    return defined, other
+
+
+def _module_source(ref: str, home: Path | None, field: str) -> Path:
+    """The file the module of ``ref`` would be imported from, found without importing
+    anything (an allowed package: through its spec's search locations)."""
+    module_name = ref.partition(":")[0]
+    parts = module_name.split(".")
+    if home is None:
+        spec = importlib.util.find_spec(parts[0])  # a top-level name: imports nothing
+        if spec is None:
+            raise FieldError(f"cannot import {ref!r}: no installed package {parts[0]!r}", field)
+        if len(parts) == 1 and spec.origin and spec.origin.endswith(".py"):
+            return Path(spec.origin)
+        roots = [Path(p) for p in spec.submodule_search_locations or []]
+        rest = parts[1:]
+    else:
+        roots, rest = [home], parts
+    for root in roots:
+        base = root.joinpath(*rest)
+        for f in (base.with_suffix(".py"), base / "__init__.py"):
+            if rest and f.is_file():
+                return f
+    raise FieldError(f"cannot import {ref!r}: no module {module_name!r} in {_where(roots)}", field)
+
+
+def _is_module(module_name: str, home: Path | None) -> bool:
+    try:
+        _module_source(f"{module_name}:x", home, "")
+    except FieldError:
+        return False
+    return True
 
 
 def _check_statically(ref: str, home: Path | None, field: str) -> Callable[..., Any]:
+    """The module's source parses and *defines* the first name after the ':' at its top
+    level — by ``def``, ``async def``, ``class`` or ``name = lambda …`` — and binds it no
+    other way: ``system = os.system`` or ``from os import system`` only re-bind something
+    defined elsewhere, which an execution's import-time check refuses too. An import from
+    a module of the same top-level package (``from .core import fn``) is followed there,
+    as the execution's check accepts what that package defines."""
     module_name, _, attr_path = ref.partition(":")
-    if home is None:  # an allowed installed package: found, not imported
-        if importlib.util.find_spec(module_name.split(".")[0]) is None:
-            raise FieldError(f"cannot import {ref!r}: no installed package {module_name!r}", field)
-    else:
-        base = home.joinpath(*module_name.split("."))
-        source = next(
-            (f for f in (base.with_suffix(".py"), base / "__init__.py") if f.is_file()), None
-        )
-        if source is None:
-            raise FieldError(f"cannot import {ref!r}: no module {module_name!r} in {home}", field)
+    first = attr_path.split(".")[0]
+    for _hop in range(16):
+        source = _module_source(f"{module_name}:{first}", home, field)
         try:
             tree = ast.parse(source.read_bytes(), filename=str(source))
         except SyntaxError as exc:
             raise FieldError(
                 f"cannot import {ref!r}: {source.name} line {exc.lineno}: {exc.msg}", field
             ) from None
-        names = _top_level_names(tree)
-        first = attr_path.split(".")[0]
-        if names is not None and first in names[1]:
+        package = module_name if source.name == "__init__.py" else module_name.rpartition(".")[0]
+        defined, other = _bindings(tree, package or module_name)
+        how = other.get(first)
+        if isinstance(how, tuple):
+            if _is_module(f"{how[0]}.{how[1]}", home):  # ``from . import core``
+                raise FieldError(
+                    f"{ref!r} is refused: it reaches the module '{how[0]}.{how[1]}' through "
+                    "an import; name a function defined in the referenced module",
+                    field,
+                )
+            module_name, first = how
+            continue
+        if how == "an import":
             raise FieldError(
                 f"{ref!r} is refused: {first!r} is imported into {source.name}, not defined "
                 "there; name a function defined in the referenced module",
                 field,
             )
-        if names is not None and first not in names[0]:
+        if how is not None:
             raise FieldError(
-                f"cannot import {ref!r}: {source.name} has no attribute {first!r}", field
+                f"{ref!r} is refused: {first!r} is bound by {how} in {source.name}, not "
+                "defined there by def or class; name a function defined in the referenced "
+                "module",
+                field,
             )
+        star = other.get("*")
+        if first not in defined and isinstance(star, tuple):
+            module_name = star[0]  # ``from .core import *``: look there
+            continue
+        if first not in defined:
+            also = " (only a `from … import *` could bring it in)" if star else ""
+            raise FieldError(
+                f"cannot import {ref!r}: {source.name} has no attribute {first!r}{also}", field
+            )
+        break
+    else:
+        raise FieldError(f"cannot import {ref!r}: too many imports to follow", field)
 
     def placeholder(*_args: Any, **_kwargs: Any) -> Any:
-        raise RuntimeError(f"{ref} was checked, not imported (the control plane runs no user code)")
+        raise RuntimeError(f"{ref} was checked, not imported (registration runs no user code)")
 
     return placeholder
 
