@@ -319,7 +319,7 @@ def job_definition_input(sources: list[str], sinks: list[str], steps: list[str])
                 "type": "array",
                 "items": {
                     "type": "object",
-                    "properties": {"type": {"type": "string", "enum": steps}},
+                    "properties": {"type": {"type": "string", "enum": steps}, "name": NAME},
                     "required": ["type"],
                 },
             },

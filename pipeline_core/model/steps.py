@@ -12,6 +12,7 @@ from pipeline_core.config.converter import FieldError, structure
 from pipeline_core.errors import ConfigError, Problem, did_you_mean
 from pipeline_core.model.functions import import_callable
 from pipeline_core.model.job import StepSpec
+from pipeline_core.model.names import check_name
 from pipeline_core.runtime.stream import Stream
 
 __all__ = ["STEP_TYPES", "apply_steps"]
@@ -204,6 +205,11 @@ def apply_steps(
             )
             continue
         options_cls, extend = known
+        if "name" in step.options:  # it names the step's state and metrics: a safe name
+            try:
+                check_name(step.options["name"], "name")
+            except FieldError as exc:
+                problems.append(Problem(exc.message, job=job, component=component, field="name"))
         try:
             options = structure(step.options, options_cls, job=job, component=component)
             if getattr(options, "name", None) is None:
