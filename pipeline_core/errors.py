@@ -5,7 +5,9 @@
     PipelineError
      ├── ConfigError               a job definition or component config is wrong
      │    │                         (carries one Problem per mistake)
-     │    └── DependencyConflict   a schedule names unregistered jobs or closes a cycle
+     │    ├── DependencyConflict   a schedule names unregistered jobs or closes a cycle
+     │    └── IncompleteDefinition the model refused parts of a definition; carries
+     │                              a probe of the parts that parsed, for the other checks
      ├── PluginError               discovery / registration went wrong
      │    ├── ConnectorNotFound    a job names a type no installed plugin registers
      │    ├── ConnectorConflict    two distributions register the same type name
@@ -45,6 +47,7 @@ __all__ = [
     "DependencyConflict",
     "ExecutionNotFound",
     "FatalConnectorError",
+    "IncompleteDefinition",
     "JobAlreadyExists",
     "JobNotFound",
     "PipelineError",
@@ -132,12 +135,29 @@ class ConfigError(PipelineError):
 
     @classmethod
     def merge(cls, errors: Iterable[ConfigError]) -> ConfigError:
-        return cls([p for e in errors for p in e.problems])
+        """One error with the problems of all (each once, in order): a
+        DependencyConflict when every one is, else a ConfigError."""
+        errors = list(errors)
+        problems = list(dict.fromkeys(p for e in errors for p in e.problems))
+        if errors and all(isinstance(e, DependencyConflict) for e in errors):
+            return DependencyConflict(problems)
+        return ConfigError(problems)
 
 
 class DependencyConflict(ConfigError):
     """A DEPENDENCY schedule conflicts with what is registered: an upstream job that does
     not exist, or a cycle (the API answers 409)."""
+
+
+class IncompleteDefinition(ConfigError):
+    """The model refused parts of a definition (a field of the wrong type, a bad
+    schedule, an unsafe name). ``probe`` is a job built from the parts that parsed —
+    broken ones left out, a placeholder name — so that the checks needing the installed
+    connectors can still report the other parts' problems; it is never stored or run."""
+
+    def __init__(self, problems: Sequence[Problem], probe: Any = None) -> None:
+        super().__init__(problems)
+        self.probe = probe
 
 
 class PluginError(PipelineError):

@@ -13,8 +13,6 @@ from rich.markup import escape
 from pipeline_core.cli.output import err, out
 from pipeline_core.cli.tables import fmt_time, print_json, print_table
 from pipeline_core.config.converter import structure
-from pipeline_core.errors import ConfigError
-from pipeline_core.model.loader import load_job_file
 from pipeline_core.model.schedule import ScheduleConfig
 
 if TYPE_CHECKING:  # the store (SQLAlchemy, Alembic) loads only for a command that uses it
@@ -87,16 +85,16 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_register(args: argparse.Namespace) -> int:
-    d = _store(args, validate=True).registry.register(
-        load_job_file(args.file), created_by=args.user
-    )
+    registry = _store(args, validate=True).registry
+    d = registry.register(registry.load(args.file), created_by=args.user)
     out.print(f"registered {d.job_name} (version {d.version})")
     return 0
 
 
 def cmd_update(args: argparse.Namespace) -> int:
-    job = load_job_file(args.file)
-    d = _store(args, validate=True).registry.update(job.name, job, updated_by=args.user)
+    registry = _store(args, validate=True).registry
+    job = registry.load(args.file)
+    d = registry.update(job.name, job, updated_by=args.user)
     out.print(f"updated {d.job_name} (now version {d.version})")
     return 0
 
@@ -114,23 +112,13 @@ def cmd_disable(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from pipeline_core.store.registry import ImportReport
+    from pipeline_core.store.registry import job_files
 
     registry = _store(args, validate=True).registry
-    report = ImportReport()
-    for path in args.paths:
-        if Path(path).is_dir():
-            part = registry.import_directory(path, who=args.user)
-            for field in ("added", "updated", "unchanged"):
-                getattr(report, field).extend(getattr(part, field))
-            report.failed.update(part.failed)
-            continue
-        try:  # one job file (a missing one is reported like a bad one)
-            d, outcome = registry.register_or_update(load_job_file(path), who=args.user)
-        except ConfigError as exc:
-            report.failed[path] = str(exc)
-        else:
-            getattr(report, outcome).append(d.job_name)
+    files: list[Path] = []
+    for given in map(Path, args.paths):  # a missing file is reported like a bad one
+        files += job_files(given) if given.is_dir() else [given]
+    report = registry.import_files(files, who=args.user)
     if args.json:
         print_json(attrs.asdict(report))
     else:

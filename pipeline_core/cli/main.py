@@ -18,7 +18,7 @@ __all__ = ["build_parser", "main", "parse_args"]
 #: ``add_arguments(parser)``, which also sets ``func``, the command itself.
 COMMANDS = {
     "run": ("pipeline_core.cli.run", "run a job file in the foreground"),
-    "validate": ("pipeline_core.cli.validate", "check a job file without running it"),
+    "validate": ("pipeline_core.cli.validate", "check job files without running them"),
     "connectors": (
         "pipeline_core.cli.connectors",
         "list installed connector plugins and what they register",

@@ -1,11 +1,15 @@
-"""``pipeline-run validate JOBFILE``: everything a run checks before it starts, and with
-``--connect`` whether the components reach what they read and write."""
+"""``pipeline-run validate JOBFILE…``: everything registration checks — what a run checks
+before it starts, functions read without importing them, dependencies against the
+registered jobs and the other files given — and with ``--connect`` whether the
+components reach what they read and write."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+from collections.abc import Collection, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from rich.markup import escape
@@ -14,9 +18,12 @@ from pipeline_core.cli.output import err, out, print_error
 from pipeline_core.cli.tables import print_json
 from pipeline_core.config.secrets import redact
 from pipeline_core.errors import ConfigError, PipelineError, Problem
-from pipeline_core.model.loader import load_job_file
+from pipeline_core.model.dependencies import check_dependencies, upstream_jobs
+from pipeline_core.model.job import PipelineJob
+from pipeline_core.model.loader import checked, load_job_file
 from pipeline_core.plugins.manager import Plugins, load_plugins
 from pipeline_core.runtime.prepare import PreparedJob, prepare
+from pipeline_core.runtime.validation import static_prepare
 
 __all__ = ["add_arguments", "describe", "load_job"]
 
@@ -79,23 +86,110 @@ def _check_inputs(prepared: PreparedJob, connect: bool) -> None:
         raise ConfigError(problems)
 
 
-def validate(args: argparse.Namespace) -> int:
+def _registered(url: str | None) -> tuple[dict[str, list[str]], set[str], str]:
+    """The dependency graph and job names of the metadata database, and what it is
+    called — when there is one: ``validate`` creates none (a SQLite file that does not
+    exist is taken as no jobs)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.orm import Session
+
+    from pipeline_core.store import MetadataStore
+    from pipeline_core.store.engine import database_url, safe_url
+    from pipeline_core.store.schedules import dependency_graph
+
+    resolved = database_url(url)
+    parsed = make_url(resolved)
+    shown = safe_url(resolved)
+    if parsed.get_backend_name() == "sqlite" and (
+        not parsed.database or parsed.database == ":memory:" or not Path(parsed.database).exists()
+    ):
+        return {}, set(), f"no metadata database at {shown}"
+    store = MetadataStore.open(resolved)
     try:
-        _plugins, prepared = load_job(args.jobfile, run=False)
-        _check_inputs(prepared, args.connect)
-    except PipelineError as exc:
-        if args.json:
+        with Session(store.engine) as session, session.begin():
+            graph, known = dependency_graph(session)
+    finally:
+        store.close()
+    return graph, known, f"{len(known)} job{'s' * (len(known) != 1)} registered in {shown}"
+
+
+def _check_file(
+    path: str,
+    plugins: Plugins,
+    graph: Mapping[str, Sequence[str]],
+    known: Collection[str],
+    connect: bool,
+) -> PreparedJob:
+    """Every check of one job file (``model/loader.checked``): the model, ``prepare``
+    with functions read statically — the registry's validator — the dependency rule
+    against ``graph``/``known``, and what the source can see; one ConfigError with
+    every problem."""
+    prepared: list[PreparedJob] = []
+
+    def validator(job: PipelineJob) -> None:
+        errors: list[ConfigError] = []
+        try:
+            prepared.append(static_prepare(job, plugins))
+        except ConfigError as exc:
+            errors.append(exc)
+        try:
+            check_dependencies(job.name, job.schedule, graph, known)
+        except ConfigError as exc:
+            errors.append(exc)
+        if prepared:
+            try:
+                _check_inputs(prepared[0], connect)
+            except ConfigError as exc:
+                errors.append(exc)
+        if errors:
+            raise ConfigError.merge(errors)
+
+    checked(lambda: load_job_file(path), validator)
+    return prepared[0]
+
+
+def validate(args: argparse.Namespace) -> int:
+    plugins = load_plugins()
+    for failure in plugins.failures:
+        err.print(f"[yellow]warning:[/] {escape(str(failure))}", markup=True, soft_wrap=True)
+    loaded: dict[str, PipelineJob | None] = {}
+    for path in args.jobfiles:
+        try:
+            loaded[path] = load_job_file(path)
+        except ConfigError:
+            loaded[path] = None  # its problems: from _check_file, all of them
+    batch = {j.name: upstream_jobs(j) for j in loaded.values() if j is not None}
+    graph: dict[str, list[str]] = {}
+    known: set[str] = set()
+    against = None
+    if any(batch.values()):  # only a DEPENDENCY schedule needs the registry
+        try:
+            graph, known, where = _registered(args.database)
+        except PipelineError as exc:
+            where = f"the metadata database could not be read ({exc})"
+        files = len(args.jobfiles)
+        against = (
+            f"dependencies checked against {where} and the {files} file{'s' * (files != 1)} given"
+        )
+    results: list[dict[str, Any]] = []
+    failed = False
+    for path in args.jobfiles:
+        try:
+            prepared = _check_file(
+                path, plugins, {**graph, **batch}, known | set(batch), args.connect
+            )
+        except PipelineError as exc:
+            failed = True
             problems = exc.problems if isinstance(exc, ConfigError) else [str(exc)]
             errors = [redact(str(p)) for p in problems]
-            print_json({"ok": False, "file": args.jobfile, "errors": errors})
-        else:
-            print_error(exc)
-        return EXIT_CONFIG
-    if args.json:
-        print_json(
+            results.append({"ok": False, "file": path, "errors": errors})
+            if not args.json:
+                print_error(exc)
+            continue
+        results.append(
             {
                 "ok": True,
-                "file": args.jobfile,
+                "file": path,
                 "job": prepared.job.name,
                 "source": prepared.source_label,
                 "steps": len(prepared.stream),
@@ -103,13 +197,24 @@ def validate(args: argparse.Namespace) -> int:
                 "errors": [],
             }
         )
-    else:
-        out.print(f"ok: job {prepared.job.name!r}: {describe(prepared)}")
-    return 0
+        if not args.json:
+            out.print(f"ok: job {prepared.job.name!r}: {describe(prepared)}")
+    if args.json:
+        for result in results if against else []:
+            result["dependencies_checked_against"] = against
+        print_json(results[0] if len(results) == 1 else results)
+    elif against:
+        (err if failed else out).print(against, soft_wrap=True, markup=False, highlight=False)
+    return EXIT_CONFIG if failed else 0
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("jobfile")
+    p.add_argument(
+        "jobfiles",
+        nargs="+",
+        metavar="JOBFILE",
+        help="job files; dependencies may name each other's jobs",
+    )
     p.add_argument("--json", action="store_true", help="print the outcome as JSON")
     p.add_argument(
         "--connect",

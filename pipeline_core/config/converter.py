@@ -14,7 +14,7 @@ import enum
 import re
 import typing
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import attrs
 import cattrs
@@ -229,14 +229,77 @@ def _dotted(path: list[str]) -> str | None:
     return "".join(p if p.startswith("[") else f".{p}" for p in path).lstrip(".")
 
 
+def _each_field(data: Mapping[str, Any], cls: type[Any]) -> tuple[dict[str, Any], list[Any]]:
+    """Structure every field of attrs class ``cls`` on its own and run its validator:
+    (the values that passed, (path, message) for every problem) — cattrs stops a class
+    at its first validator (they run in ``__init__``, after every field structured), so
+    ``batch_size: abc`` would hide ``csv_delimiter: toolong``. Cross-field checks
+    (``__attrs_post_init__``) need every field and stay with the class."""
+    values: dict[str, Any] = {}
+    problems: list[tuple[list[str], str]] = []
+    fields = attrs.fields(attrs.resolve_types(cls))
+    names = {a.name for a in fields}
+    extra = sorted(k for k in data if k not in names)
+    problems += [([str(k)], f"unknown key (allowed: {', '.join(sorted(names))})") for k in extra]
+    for a in fields:
+        if a.name not in data:
+            if a.default is attrs.NOTHING:
+                problems.append(([a.name], "missing required field"))
+            continue
+        raw = data[a.name]
+        if attrs.has(a.type) and isinstance(raw, Mapping):
+            _inner, nested = _each_field(raw, a.type)
+            if nested:
+                problems += [([a.name, *path], msg) for path, msg in nested]
+                continue
+        try:
+            value = converter.structure(raw, a.type)
+        except Exception as exc:
+            problems += _problems(exc, [a.name])
+            continue
+        try:
+            if a.validator is not None:
+                a.validator(None, a, value)
+        except Exception as exc:  # validators name their field (FieldError, attrs' own)
+            found = _problems(exc, [])
+            problems += [(p if p[:1] == [a.name] else [a.name, *p], m) for p, m in found]
+            continue
+        values[a.name] = value
+    return values, problems
+
+
+def structure_parts(
+    data: Mapping[str, Any], cls: type[T], *, job: str | None = None, component: str | None = None
+) -> tuple[T | None, dict[str, Any], list[Problem]]:
+    """Structure ``data`` into attrs class ``cls``: (the object or None, the fields that
+    structured and passed their validators, one Problem per mistake of every field)."""
+    try:
+        obj: T = converter.structure(data, cls)
+    except Exception as exc:
+        values, found = _each_field(data, cls)
+        if not found:  # every field is fine on its own: a cross-field check failed
+            found = _problems(exc, [])
+        problems = [
+            Problem(msg, job=job, component=component, field=_dotted(path)) for path, msg in found
+        ]
+        return None, values, problems
+    return obj, {a.name: getattr(obj, a.name) for a in attrs.fields(cast(Any, cls))}, []
+
+
 def structure(
     data: Any, cls: type[T], *, job: str | None = None, component: str | None = None
 ) -> T:
-    """Structure ``data`` into ``cls``; raise ConfigError with one Problem per mistake."""
+    """Structure ``data`` into ``cls``; raise ConfigError with one Problem per mistake
+    (for an attrs class: of every field, validators included)."""
     if not isinstance(data, Mapping) and attrs.has(cls):
         raise ConfigError(
             Problem(f"expected a mapping of options, got {data!r}", job=job, component=component)
         )
+    if attrs.has(cls):
+        obj, _values, problems = structure_parts(data, cls, job=job, component=component)
+        if obj is None:
+            raise ConfigError(problems)
+        return cast(T, obj)
     try:
         return converter.structure(data, cls)
     except Exception as exc:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from pipeline_core.runtime.stream import Stream
 
 __all__ = [
+    "UNCHECKED",
     "BackpressureStrategy",
     "ComponentSpec",
     "JobBuilder",
@@ -71,6 +72,17 @@ def _non_empty(_inst: Any, attr: attrs.Attribute[Any], value: str) -> None:
 
 def _safe_name(_inst: Any, attr: attrs.Attribute[Any], value: str) -> None:
     check_name(value, attr.name)
+
+
+class _Unchecked:
+    """Stands for a source or sink that the model refused: validation passes over it
+    (its problem is already reported). Only in probe jobs, which are never run."""
+
+    def __repr__(self) -> str:
+        return "UNCHECKED"
+
+
+UNCHECKED: Any = _Unchecked()
 
 
 @attrs.define(frozen=True, kw_only=True)

@@ -13,15 +13,17 @@ schedule: {type: CRON, cron: "0 3 * * *", timezone: Europe/Berlin}
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import attrs
 
-from pipeline_core.config.converter import structure
+from pipeline_core.config.converter import structure_parts
 from pipeline_core.config.documents import parse_document
-from pipeline_core.errors import ConfigError, Problem
+from pipeline_core.errors import ConfigError, IncompleteDefinition, Problem
 from pipeline_core.model.job import (
+    UNCHECKED,
     ComponentSpec,
     JobConfig,
     JobType,
@@ -31,7 +33,7 @@ from pipeline_core.model.job import (
 from pipeline_core.model.names import check_name
 from pipeline_core.model.schedule import ScheduleConfig
 
-__all__ = ["job_from_dict", "load_job_file"]
+__all__ = ["checked", "job_from_dict", "load_job_file"]
 
 
 @attrs.define(frozen=True, kw_only=True)
@@ -59,21 +61,24 @@ def _locate(problem: Problem, job: str) -> Problem:
     return attrs.evolve(problem, job=problem.job or job)
 
 
+#: the name a probe job gets when the definition's own name is refused
+_PROBE_NAME = "unnamed"
+
+
 def job_from_dict(data: Any, *, base_dir: str | None = None, origin: str = "<dict>") -> PipelineJob:
-    """Build a PipelineJob from a parsed ``dag_definition``; raises ConfigError."""
+    """Build a PipelineJob from a parsed ``dag_definition``; raises ConfigError, or
+    IncompleteDefinition listing every part's problems with a probe of the parts that
+    parsed (for :func:`checked` to run the other checks on)."""
     if not isinstance(data, dict):
         raise ConfigError(
             Problem(f"{origin}: expected a mapping at the top, got {type(data).__name__}")
         )
     name = data.get("name")
     job_name = name if isinstance(name, str) else origin
-    try:
-        parsed = structure(data, _JobFile)
-    except ConfigError as exc:
-        raise ConfigError([_locate(p, job_name) for p in exc.problems]) from None
+    parsed, parts, found = structure_parts(data, _JobFile)
+    problems = [_locate(p, job_name) for p in found]
     steps: list[StepSpec] = []
-    problems: list[Problem] = []
-    for i, raw in enumerate(parsed.transform, start=1):
+    for i, raw in enumerate(parts.get("transform", []), start=1):
         step_type = raw.get("type")
         if not isinstance(step_type, str):
             problems.append(
@@ -86,8 +91,8 @@ def job_from_dict(data: Any, *, base_dir: str | None = None, origin: str = "<dic
             )
             continue
         steps.append(StepSpec(step_type, {k: v for k, v in raw.items() if k != "type"}))
-    if problems:
-        raise ConfigError(problems)
+    if parsed is None or problems:
+        raise IncompleteDefinition(problems, _probe(parts, steps, base_dir))
     return PipelineJob(
         name=parsed.name,
         type=parsed.type,
@@ -99,6 +104,47 @@ def job_from_dict(data: Any, *, base_dir: str | None = None, origin: str = "<dic
         schedule=parsed.schedule,
         base_dir=base_dir,
     )
+
+
+def _probe(parts: dict[str, Any], steps: list[StepSpec], base_dir: str | None) -> PipelineJob:
+    """The parts that parsed as a job, broken ones left out: a missing source or sink is
+    UNCHECKED (``prepare`` passes over it), a broken config or schedule the default."""
+    return PipelineJob(
+        name=parts.get("name", _PROBE_NAME),
+        type=parts.get("type", JobType.BATCH_ROLLER),
+        source=parts.get("source", UNCHECKED),
+        sink=parts.get("sink", UNCHECKED),
+        steps=tuple(steps),
+        config=parts.get("config", JobConfig()),
+        schedule=parts.get("schedule"),
+        base_dir=base_dir,
+    )
+
+
+def checked(
+    load: Callable[[], PipelineJob], validator: Callable[[PipelineJob], None] | None
+) -> PipelineJob:
+    """``load()``, then ``validator`` on what it gave: one ConfigError listing the
+    problems of both — when the model refused parts (IncompleteDefinition), the
+    validator still checks the parts that parsed, so every problem of a definition is
+    reported at once (a DependencyConflict when they all are dependency problems)."""
+    try:
+        job = load()
+    except IncompleteDefinition as exc:
+        if validator is None or exc.probe is None:
+            raise ConfigError(exc.problems) from None
+        shown = exc.job or exc.probe.name
+        errors: list[ConfigError] = [exc]
+        try:
+            validator(exc.probe)
+        except ConfigError as more:
+            if exc.probe.name == _PROBE_NAME:  # the placeholder: name the job as the model did
+                more = type(more)([attrs.evolve(p, job=shown) for p in more.problems])
+            errors.append(more)
+        raise ConfigError.merge(errors) from None
+    if validator is not None:
+        validator(job)
+    return job
 
 
 def load_job_file(path: str | Path) -> PipelineJob:

@@ -23,7 +23,7 @@ from pipeline_core.config.paths import resolve_paths
 from pipeline_core.config.secrets import check_references, structure_config, validate_config
 from pipeline_core.errors import ConfigError, PluginError, Problem
 from pipeline_core.io import Sink, Source
-from pipeline_core.model.job import ComponentSpec, PipelineJob
+from pipeline_core.model.job import UNCHECKED, ComponentSpec, PipelineJob
 from pipeline_core.model.schedule import ScheduleType
 from pipeline_core.model.steps import apply_steps
 from pipeline_core.plugins.manager import Plugins
@@ -116,7 +116,7 @@ def _build_stream(job: PipelineJob) -> Stream:
 
 def _schedule_problems(job: PipelineJob, plugins: Plugins) -> list[Problem]:
     """What a schedule can be checked for without the registry: an EVENT trigger that is
-    installed, a DEPENDENCY that is not the job itself (the registry checks the rest)."""
+    installed (dependencies are checked against the registry: model/dependencies.py)."""
     schedule = job.schedule
     if schedule is None:
         return []
@@ -130,16 +130,7 @@ def _schedule_problems(job: PipelineJob, plugins: Plugins) -> list[Problem]:
                 field="event_trigger",
             )
         ]
-    if job.name in schedule.dependencies:
-        return [
-            Problem(
-                f"dependency cycle: {job.name} → {job.name}",
-                job=job.name,
-                component="schedule",
-                field="dependencies",
-            )
-        ]
-    return []
+    return []  # dependencies: model/dependencies.py, against what is registered
 
 
 def prepare(job: PipelineJob, plugins: Plugins, *, resolve_secrets: bool = False) -> PreparedJob:
@@ -155,6 +146,9 @@ def prepare(job: PipelineJob, plugins: Plugins, *, resolve_secrets: bool = False
         "sink": lambda: _factory(job.sink, Sink, plugins.sinks, job, "sink", resolve),
         "stream": lambda: _build_stream(job),
     }
+    for part in ("source", "sink"):  # refused by the model (a probe job): reported there
+        if getattr(job, part) is UNCHECKED:
+            del checks[part]
     if job.config.dead_letter is not None:
         checks["dead_letter"] = lambda: _factory(
             job.config.dead_letter, Sink, plugins.sinks, job, "dead_letter sink", resolve
@@ -182,6 +176,8 @@ def prepare(job: PipelineJob, plugins: Plugins, *, resolve_secrets: bool = False
             problems.extend(exc.problems)
     if problems:
         raise ConfigError(problems)
+    if "source" not in results or "sink" not in results:
+        raise ConfigError(Problem("a probe job is only checked, never prepared", job=job.name))
     make_source, source_label = results["source"]
     make_sink, sink_label = results["sink"]
     dead_letter = results.get("dead_letter")

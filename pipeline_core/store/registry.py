@@ -10,7 +10,7 @@ number is used twice and no update is lost.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,17 +22,31 @@ from sqlalchemy.orm import Session
 
 from pipeline_core.config.converter import structure
 from pipeline_core.errors import ConfigError, JobAlreadyExists, JobNotFound, Problem
+from pipeline_core.model.dependencies import (
+    check_dependencies,
+    dependency_order,
+    upstream_jobs,
+)
 from pipeline_core.model.job import JobConfig, PipelineJob
-from pipeline_core.model.loader import job_from_dict, load_job_file
+from pipeline_core.model.loader import checked, job_from_dict, load_job_file
 from pipeline_core.model.schedule import ScheduleConfig
 from pipeline_core.store import models as m
 from pipeline_core.store.job_config import config_field, decode_value, encode_value
-from pipeline_core.store.schedules import UNKNOWN_DEPENDENCY, upsert_schedule
+from pipeline_core.store.schedules import dependency_graph, upsert_schedule
 from pipeline_core.store.serialize import dag_hash, dag_to_yaml, job_to_dag
 
-__all__ = ["ImportReport", "JobDefinition", "JobRegistry"]
+__all__ = ["ImportReport", "JobDefinition", "JobRegistry", "job_files"]
 
 JOB_FILE_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def job_files(directory: Path) -> list[Path]:
+    """The job files of ``directory``, sorted (not its subdirectories)."""
+    return [
+        p
+        for p in sorted(directory.iterdir())
+        if p.suffix.lower() in JOB_FILE_SUFFIXES and p.is_file()
+    ]
 
 
 @attrs.frozen(kw_only=True)
@@ -95,6 +109,8 @@ class JobRegistry:
     stored: the model (fields, names), then :attr:`validator` (set by whoever knows the
     installed connectors: components, every config field, functions), then, in the
     storing transaction, the schedule (dependencies on registered jobs, no cycles).
+    The dependency rule also runs with the validator, so that one error lists every
+    problem of a definition (``model/loader.checked``).
     """
 
     def __init__(self, engine: Engine, validator: Validator | None = None) -> None:
@@ -110,10 +126,40 @@ class JobRegistry:
         functions to be imported from."""
         # A dict goes through the model too: it is validated and normalised the same way,
         # so the same job always hashes the same however it was written.
-        obj = job_from_dict(job, base_dir=base_dir) if isinstance(job, dict) else job
-        if self.validator is not None:
-            self.validator(obj)
+        if isinstance(job, dict):
+            obj = checked(lambda: job_from_dict(job, base_dir=base_dir), self.validate)
+        else:
+            obj = job
+            self.validate(obj)
         return job_to_dag(obj), None if isinstance(job, dict) else obj.base_dir
+
+    def validate(self, job: PipelineJob, batch: Mapping[str, Sequence[str]] | None = None) -> None:
+        """Every check but the storing transaction's: :attr:`validator` and the dependency
+        rule against the registered jobs plus ``batch`` (jobs about to be registered with
+        this one, by name → their upstream jobs); one ConfigError listing every problem."""
+        errors: list[ConfigError] = []
+        if self.validator is not None:
+            try:
+                self.validator(job)
+            except ConfigError as exc:
+                errors.append(exc)
+        if upstream_jobs(job):
+            with Session(self.engine) as session, session.begin():
+                graph, known = dependency_graph(session)
+            batch = batch or {}
+            try:
+                check_dependencies(job.name, job.schedule, {**graph, **batch}, known | set(batch))
+            except ConfigError as exc:
+                errors.append(exc)
+        if errors:
+            raise ConfigError.merge(errors)
+
+    def load(
+        self, path: str | Path, *, batch: Mapping[str, Sequence[str]] | None = None
+    ) -> PipelineJob:
+        """The job of a file, after :meth:`validate` — one ConfigError with every problem
+        of the file, the model's and the validator's."""
+        return checked(lambda: load_job_file(path), lambda job: self.validate(job, batch))
 
     # --- reading -------------------------------------------------------------------
 
@@ -406,33 +452,38 @@ class JobRegistry:
     # --- files ---------------------------------------------------------------------
 
     def import_directory(self, directory: str | Path, *, who: str | None = None) -> ImportReport:
-        """Register or update every job file in ``directory``. Idempotent: an unchanged
-        file adds no version. A bad file is reported and the others still import."""
-        report = ImportReport()
+        """Register or update every job file in ``directory`` (:meth:`import_files`)."""
         root = Path(directory)
         if not root.is_dir():
             raise ConfigError(f"cannot import {str(root)!r}: not a directory")
-        pending = [
-            p
-            for p in sorted(root.iterdir())
-            if p.suffix.lower() in JOB_FILE_SUFFIXES and p.is_file()
-        ]
-        # A job may depend on one whose file sorts after it: files refused for a missing
-        # dependency are tried again while another round still registers something.
-        while pending:
-            failed: dict[Path, str] = {}
-            for path in pending:
-                try:
-                    definition, outcome = self.register_or_update(load_job_file(path), who=who)
-                except ConfigError as exc:
-                    failed[path] = str(exc)
-                    continue
-                getattr(report, outcome).append(definition.job_name)
-            if len(failed) == len(pending):
-                report.failed.update({str(p): why for p, why in failed.items()})
-                break
-            pending = [p for p, why in failed.items() if UNKNOWN_DEPENDENCY in why]
-            report.failed.update({str(p): w for p, w in failed.items() if p not in pending})
+        return self.import_files(job_files(root), who=who)
+
+    def import_files(self, paths: Iterable[str | Path], *, who: str | None = None) -> ImportReport:
+        """Register or update each job file. Idempotent: an unchanged file adds no version.
+        A bad file is reported and the others still import. Dependencies are checked
+        against what is registered plus the whole batch (a cycle among the files is named
+        as one) and registered first, whatever order the files come in."""
+        report = ImportReport()
+        jobs: dict[Path, PipelineJob | None] = {}
+        for path in map(Path, paths):
+            try:
+                jobs[path] = load_job_file(path)
+            except ConfigError:
+                jobs[path] = None  # its problems: from load() below, all of them
+        batch = {j.name: upstream_jobs(j) for j in jobs.values() if j is not None}
+        rank = {name: i for i, name in enumerate(dependency_order(batch))}
+
+        def position(path: Path) -> int:
+            job = jobs[path]
+            return rank.get(job.name, len(rank)) if job is not None else len(rank)
+
+        for path in sorted(jobs, key=position):
+            try:
+                definition, outcome = self.register_or_update(self.load(path, batch=batch), who=who)
+            except ConfigError as exc:
+                report.failed[str(path)] = str(exc)
+                continue
+            getattr(report, outcome).append(definition.job_name)
         return report
 
     def export(self, job_name: str, version: int | None = None) -> str:

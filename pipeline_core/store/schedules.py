@@ -18,19 +18,21 @@ import attrs
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from pipeline_core.errors import (
-    DependencyConflict,
-    JobAlreadyRunning,
-    JobDisabled,
-    JobNotFound,
-    Problem,
-)
+from pipeline_core.errors import JobAlreadyRunning, JobDisabled, JobNotFound
+from pipeline_core.model.dependencies import check_dependencies as model_check_dependencies
 from pipeline_core.model.schedule import ScheduleConfig, ScheduleType
 from pipeline_core.runtime.lifecycle import ACTIVE
 from pipeline_core.runtime.result import ExecutionStatus
 from pipeline_core.store import models as m
 
-__all__ = ["Fired", "ScheduleRecord", "ScheduleStore", "upsert_schedule"]
+__all__ = [
+    "Fired",
+    "ScheduleRecord",
+    "ScheduleStore",
+    "check_dependencies",
+    "dependency_graph",
+    "upsert_schedule",
+]
 
 _ACTIVE = [s.value for s in ACTIVE]
 
@@ -79,54 +81,33 @@ def _record(row: m.JobSchedule, job_name: str) -> ScheduleRecord:
     )
 
 
-UNKNOWN_DEPENDENCY = "depends on a job that is not registered"
+def dependency_graph(session: Session) -> tuple[dict[str, list[str]], set[str]]:
+    """(each registered job with a DEPENDENCY schedule → the jobs it waits for, the names
+    of every registered job)."""
+    names = dict(session.execute(select(m.JobDefinition.id, m.JobDefinition.job_name)).all())
+    graph = {
+        names[job]: [d for d in (deps or "").split(",") if d]
+        for job, deps in session.execute(
+            select(m.JobSchedule.job_id, m.JobSchedule.dependencies).where(
+                m.JobSchedule.schedule_type == ScheduleType.DEPENDENCY.value
+            )
+        ).all()
+        if job in names
+    }
+    return graph, set(names.values())
 
 
 def check_dependencies(session: Session, job_id: int, config: ScheduleConfig) -> None:
     """A DEPENDENCY schedule names registered jobs and closes no cycle (a job waiting for
     itself, directly or through others, would trigger itself forever); DependencyConflict
-    naming the unknown jobs or the cycle."""
+    naming the unknown jobs or the cycle (``model/dependencies.py``)."""
     if config.type is not ScheduleType.DEPENDENCY:
         return
-    names = dict(session.execute(select(m.JobDefinition.id, m.JobDefinition.job_name)).all())
-    me = names[job_id]
-    problems = []
-    missing = [d for d in config.dependencies if d not in names.values()]
-    if missing:
-        problems.append(f"{UNKNOWN_DEPENDENCY}: {', '.join(missing)}")
-    graph = {
-        names[job]: [d for d in (deps or "").split(",") if d]
-        for job, deps in session.execute(
-            select(m.JobSchedule.job_id, m.JobSchedule.dependencies).where(
-                m.JobSchedule.schedule_type == ScheduleType.DEPENDENCY.value,
-                m.JobSchedule.job_id != job_id,
-            )
-        ).all()
-        if job in names
-    }
-    graph[me] = list(config.dependencies)
-    cycle = _cycle_through(me, graph)
-    if cycle:
-        problems.append(f"dependency cycle: {' → '.join(cycle)}")
-    if problems:
-        raise DependencyConflict(
-            [Problem(p, job=me, component="schedule", field="dependencies") for p in problems]
-        )
-
-
-def _cycle_through(start: str, graph: dict[str, list[str]]) -> list[str] | None:
-    """A path start → … → start along ``graph``'s edges, or None."""
-    stack: list[tuple[str, list[str]]] = [(start, [start])]
-    seen: set[str] = set()
-    while stack:
-        node, path = stack.pop()
-        for nxt in graph.get(node, []):
-            if nxt == start:
-                return [*path, start]
-            if nxt not in seen:
-                seen.add(nxt)
-                stack.append((nxt, [*path, nxt]))
-    return None
+    graph, known = dependency_graph(session)
+    me = session.execute(
+        select(m.JobDefinition.job_name).where(m.JobDefinition.id == job_id)
+    ).scalar_one()
+    model_check_dependencies(me, config, graph, known)
 
 
 def upsert_schedule(

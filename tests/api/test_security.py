@@ -388,3 +388,53 @@ def test_paths_methods_and_headers(tokened: Serve) -> None:
         assert r.headers["x-frame-options"] == "DENY", path
         assert "frame-ancestors 'none'" in r.headers["content-security-policy"], path
         assert r.headers["x-content-type-options"] == "nosniff", path
+
+
+def test_the_api_refuses_what_the_cli_refuses_and_reports_every_problem(tokened: Serve) -> None:
+    """``POST /api/jobs`` runs the CLI's checks (tests/cli/test_registration.py): a
+    function that is only bound in its module, an unsafe step name, every problem of a
+    definition in one answer, and one error code for a self-dependency however it comes."""
+    admin = {"Authorization": "Bearer adm"}
+    before = tokened.jobs(admin)
+    # a module next to serve's --jobs files, where API definitions resolve functions from
+    (tokened.cwd / "jobs" / "evilmod.py").write_text("import os\n\nsystem = os.system\n")
+
+    def post(job: dict[str, object]) -> httpx.Response:
+        return httpx.post(f"{tokened.url}/api/jobs", json=job, headers=admin)
+
+    r = post({**JOB, "transform": [{"type": "map", "function": "evilmod:system"}]})
+    assert r.status_code == 400, r.text
+    assert "'evilmod:system' is refused: 'system' is bound by an assignment" in r.text
+    for name in ("../../x", "<img src=x>"):
+        r = post({**JOB, "transform": [{"type": "batch", "size": 2, "name": name}]})
+        assert r.status_code == 400 and "is not a valid name" in r.json()["message"], r.text
+    many = {
+        "name": "many",
+        "source": {"type": "file", "config": {"path": "in.jsonl", "batch_size": "abc"}},
+        "transform": [{"type": "teleport"}, {"type": "map", "function": "nowhere:f"}],
+        "sink": {"type": "file", "config": {"path": "out/", "bogus": 1}},
+        "config": {"buffer_size": -1, "parallelism": "x"},
+        "schedule": {"type": "CRON", "cron": "61 * * * *"},
+    }
+    r = post(many)
+    assert r.status_code == 400, r.text
+    where = sorted((d["component"], d["field"]) for d in r.json()["details"])
+    assert where == [
+        ("config", "buffer_size"),
+        ("config", "parallelism"),
+        ("schedule", "cron"),
+        ("sink (file)", "bogus"),
+        ("source (file)", "batch_size"),
+        ("transform step 1", "type"),
+        ("transform step 2 (map)", "function"),
+    ], r.text
+    assert tokened.jobs(admin) == before
+    selfish = {**JOB, "name": "selfish"}
+    loop = {"type": "DEPENDENCY", "dependencies": ["selfish"]}
+    r = post({**selfish, "schedule": loop})
+    assert (r.status_code, r.json()["error"]) == (409, "dependency_conflict"), r.text
+    assert "dependency cycle: selfish → selfish" in r.json()["message"]
+    assert post(selfish).status_code == 201
+    r = httpx.put(f"{tokened.url}/api/jobs/selfish/schedule", json=loop, headers=admin)
+    assert (r.status_code, r.json()["error"]) == (409, "dependency_conflict"), r.text
+    assert "dependency cycle: selfish → selfish" in r.json()["message"]

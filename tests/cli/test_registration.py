@@ -106,6 +106,27 @@ BAD: dict[str, tuple[str, str]] = {
         + GOOD_SINK,
         "'helper_fns:run' is refused",
     ),
+    "a-rebound-name": (
+        "name: b27\n"
+        + GOOD_SOURCE
+        + "transform: [{type: map, function: 'helper_fns:system'}]\n"
+        + GOOD_SINK,
+        "'helper_fns:system' is refused: 'system' is bound by an assignment",
+    ),
+    "a-step-name-with-a-path": (
+        "name: b28\n"
+        + GOOD_SOURCE
+        + "transform: [{type: filter, function: 'helper_fns:ident', name: ../../x}]\n"
+        + GOOD_SINK,
+        "'../../x' is not a valid name",
+    ),
+    "a-step-name-with-markup": (
+        "name: b29\n"
+        + GOOD_SOURCE
+        + "transform: [{type: batch, size: 2, name: '<img src=x>'}]\n"
+        + GOOD_SINK,
+        "'<img src=x>' is not a valid name",
+    ),
     "a-dunder-attribute": (
         "name: b21\n"
         + GOOD_SOURCE
@@ -177,9 +198,11 @@ def jobdir(tmp_path: Path) -> Path:
     for name, (text, _phrase) in BAD.items():
         (d / f"{name}.yaml").write_text(text)
     (d / "good.yaml").write_text("name: good\n" + GOOD_SOURCE + GOOD_SINK)
+    (d / "in.jsonl").write_text("")
     # a module of the job's folder that imports what no job may reach
     (d / "helper_fns.py").write_text(
-        "import os\nimport subprocess as sp\nfrom subprocess import run\n\n\n"
+        "import os\nimport subprocess as sp\nfrom subprocess import run\n\n"
+        "system = os.system\n\n\n"
         "def ident(r):\n    return r\n"
     )
     return d
@@ -194,9 +217,8 @@ def test_validate_register_and_import_refuse_the_same_files(jobdir: Path, tmp_pa
         assert registered.returncode != 0, (name, registered.stdout)
         assert phrase in registered.stderr, (name, registered.stderr)
         assert "Traceback" not in registered.stderr, name
-        if name != "unknown-dependency":  # validate has no registry to look in
-            assert checked.returncode == 2, (name, checked.stdout, checked.stderr)
-            assert phrase in checked.stderr, (name, checked.stderr)
+        assert checked.returncode == 2, (name, checked.stdout, checked.stderr)
+        assert phrase in checked.stderr, (name, checked.stderr)
     assert stored_jobs(tmp_path) == []
     imported = run("jobs", "import", str(jobdir), cwd=tmp_path)
     assert imported.returncode == 1
@@ -280,6 +302,9 @@ def test_registering_runs_no_user_code_but_still_finds_a_missing_function(
         + "transform: [{type: filter, function: 'sidefx:kep'}]\n"
         + GOOD_SINK
     )
+    checked = run("validate", str(jobs / "ok.yaml"), str(jobs / "typo.yaml"), cwd=tmp_path)
+    assert "sidefx.py has no attribute 'kep'" in checked.stderr, checked.stderr
+    assert not marker.exists()  # validate imports no more than registering does
     imported = run("jobs", "import", str(jobs), cwd=tmp_path)
     assert "sidefx.py has no attribute 'kep'" in imported.stdout, imported.stdout
     assert stored_jobs(tmp_path) == ["ok"]
@@ -288,3 +313,101 @@ def test_registering_runs_no_user_code_but_still_finds_a_missing_function(
     ran = run("run", str(jobs / "ok.yaml"), cwd=tmp_path)
     assert ran.returncode == 0, ran.stderr
     assert marker.exists()  # an execution does import it
+
+
+#: one problem in every part of a job file, two in one component
+NINE = (
+    "name: nine\n"
+    "source: {type: file, config: {path: in.jsonl, batch_size: abc, csv_delimiter: toolong}}\n"
+    "transform: [{type: teleport}, {type: map, function: 'nowhere:f'}]\n"
+    "sink: {type: file, config: {path: out/, bogus: 1}}\n"
+    "config: {buffer_size: -1, parallelism: x}\n"
+    "schedule: {type: CRON, cron: '61 * * * *'}\n"
+)
+NINE_PROBLEMS = [
+    "source (file): field 'batch_size': expected int, got 'abc'",
+    "source (file): field 'csv_delimiter'",
+    "transform step 1: field 'type': unknown step type 'teleport'",
+    "transform step 2 (map): field 'function': cannot import 'nowhere:f'",
+    "sink (file): field 'bogus': unknown key",
+    "config: field 'buffer_size': expected a number > 0, got -1",
+    "config: field 'parallelism': expected int, got 'x'",
+    "schedule: field 'cron': invalid cron expression",
+]
+
+
+def test_every_problem_of_a_file_is_reported_by_every_way_in(tmp_path: Path) -> None:
+    (tmp_path / "nine.yaml").write_text(NINE)
+    assert run("db", "upgrade", cwd=tmp_path).returncode == 0
+    for args in (["validate"], ["jobs", "register"], ["jobs", "import"]):
+        proc = run(*args, str(tmp_path / "nine.yaml"), cwd=tmp_path)
+        assert proc.returncode != 0, args
+        text = proc.stdout + proc.stderr
+        missing = [p for p in NINE_PROBLEMS if p not in text]
+        assert missing == [], (args, text)
+    proc = run("validate", str(tmp_path / "nine.yaml"), cwd=tmp_path)
+    assert proc.stderr.count("error: ") == len(NINE_PROBLEMS), proc.stderr  # one line each
+    assert stored_jobs(tmp_path) == []
+
+
+def test_validate_checks_dependencies_against_the_registry_and_the_files_given(
+    tmp_path: Path,
+) -> None:
+    after = "schedule: {{type: DEPENDENCY, dependencies: [{}]}}\n"
+    (tmp_path / "in.jsonl").write_text("")
+
+    def job(name: str, *deps: str) -> str:
+        text = f"name: {name}\n" + GOOD_SOURCE + GOOD_SINK
+        if deps:
+            text += after.format(", ".join(deps))
+        (tmp_path / f"{name}.yaml").write_text(text)
+        return str(tmp_path / f"{name}.yaml")
+
+    # no database yet: the other files given are what there is, and none is created
+    a, b = job("a"), job("b", "a")
+    lone = run("validate", b, cwd=tmp_path)
+    assert lone.returncode == 2 and "not registered: a" in lone.stderr, lone.stderr
+    assert "no metadata database" in lone.stdout + lone.stderr
+    assert not (tmp_path / "meta.db").exists()
+    both = run("validate", a, b, cwd=tmp_path)
+    assert both.returncode == 0, both.stdout + both.stderr
+    assert "the 2 files given" in both.stdout, both.stdout
+    ghost = job("g", "no-such-job")
+    refused = run("validate", ghost, cwd=tmp_path)
+    assert refused.returncode == 2
+    assert "depends on a job that is not registered: no-such-job" in refused.stderr
+    # a cycle among the files given, named
+    c1, c2 = job("c1", "c2"), job("c2", "c1")
+    cyc = run("validate", c1, c2, cwd=tmp_path)
+    assert cyc.returncode == 2 and "dependency cycle: c1 → c2 → c1" in cyc.stderr, cyc.stderr
+    # with a database: what is registered counts, and a new version closing a cycle is refused
+    assert run("db", "upgrade", cwd=tmp_path).returncode == 0
+    assert run("jobs", "register", a, cwd=tmp_path).returncode == 0
+    assert run("jobs", "register", b, cwd=tmp_path).returncode == 0
+    now = run("validate", b, cwd=tmp_path)
+    assert now.returncode == 0, now.stderr
+    assert "2 jobs registered in sqlite:///" in now.stdout, now.stdout
+    a2 = job("a", "b")
+    closing = run("validate", a2, cwd=tmp_path)
+    assert closing.returncode == 2 and "dependency cycle: a → b → a" in closing.stderr
+    updated = run("jobs", "update", a2, cwd=tmp_path)
+    assert updated.returncode == 2 and "dependency cycle: a → b → a" in updated.stderr
+
+
+def test_a_cycle_within_one_import_is_named_as_a_cycle(tmp_path: Path) -> None:
+    jobs = tmp_path / "jobs"
+    jobs.mkdir()
+    after = "schedule: {{type: DEPENDENCY, dependencies: [{}]}}\n"
+    (jobs / "cyc-a.yaml").write_text(
+        "name: cyc-a\n" + GOOD_SOURCE + GOOD_SINK + after.format("cyc-b")
+    )
+    (jobs / "cyc-b.yaml").write_text(
+        "name: cyc-b\n" + GOOD_SOURCE + GOOD_SINK + after.format("cyc-a")
+    )
+    for args in ([str(jobs)], [str(jobs / "cyc-a.yaml"), str(jobs / "cyc-b.yaml")]):
+        imported = run("jobs", "import", *args, cwd=tmp_path)
+        assert imported.returncode == 1
+        assert "dependency cycle: cyc-a → cyc-b → cyc-a" in imported.stdout, imported.stdout
+        assert "dependency cycle: cyc-b → cyc-a → cyc-b" in imported.stdout, imported.stdout
+        assert "not registered" not in imported.stdout, imported.stdout
+        assert stored_jobs(tmp_path) == []
