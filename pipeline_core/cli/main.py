@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Iterable, Sequence
 
@@ -93,6 +94,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         code: int = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit where it cannot be caught
+    except BrokenPipeError:
+        return _stdout_closed()
     except PipelineError as exc:
         from pipeline_core.cli.output import print_error  # rich: only to report a problem
 
@@ -102,6 +106,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_error(exc)
         return 2 if isinstance(exc, ConfigError) else 1
     return code
+
+
+def _stdout_closed() -> int:
+    """The reader of stdout went away (``pipeline-run … | head -1``): stop quietly, as
+    Python's documentation recommends — stdout pointed at devnull so that the flush at
+    exit raises nothing, and 141 (128 + SIGPIPE) as a shell reports a killed writer."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 141
 
 
 if __name__ == "__main__":

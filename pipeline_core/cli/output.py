@@ -9,7 +9,15 @@ from pipeline_core.errors import ConfigError, PipelineError
 
 __all__ = ["err", "out", "print_error"]
 
-out = Console(highlight=False, emoji=False)
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        # rich would exit 1; the command line ends a closed stdout one way for every
+        # command (cli/main.py)
+        raise BrokenPipeError
+
+
+out = _Console(highlight=False, emoji=False)
 err = Console(stderr=True, highlight=False, emoji=False)
 
 

@@ -308,7 +308,16 @@ def _summary_data(
     recording: _Recording | None,
     result: JobResult | None,
 ) -> dict[str, Any]:
-    """What the summary says, as data: the table and ``--json`` print the same."""
+    """What the summary says, as data: the table and ``--json`` print the same.
+
+    The duration is the execution record's (``duration_ms``: start to end as recorded,
+    what ``executions`` shows) when the run is recorded and ended; else the run's own
+    clock. Throughput is the records read over that duration."""
+    seconds = metrics.elapsed
+    if recording is not None:
+        recorded = recording.store.executions.get(recording.execution_id).duration_ms
+        if recorded is not None:
+            seconds = recorded / 1000
     data: dict[str, Any] = {
         "job": job_name,
         "execution_id": recording.execution_id if recording else None,
@@ -318,8 +327,8 @@ def _summary_data(
         "records_written": metrics.records_written,
         "failed_records": metrics.failed_records,
         "dropped_records": metrics.dropped_records,
-        "duration_s": round(metrics.elapsed, 3),
-        "throughput": round(metrics.throughput, 1),
+        "duration_s": round(seconds, 3),
+        "throughput": round(metrics.records_read / seconds if seconds > 0 else 0.0, 1),
     }
     if metrics.before:
         data["execution_totals"] = {

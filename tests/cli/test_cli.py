@@ -261,6 +261,7 @@ def test_a_stopped_runs_summary_matches_its_record_and_its_output(
     assert summary["records_read"] == record["processed_records"]
     assert summary["failed_records"] == record["failed_records"] == 0
     assert summary["records_written"] == len(_published(tmp_path / "out"))
+    assert summary["duration_s"] == record["duration_ms"] / 1000  # one duration
 
 
 def test_a_second_signal_stops_at_once_without_partial_output(tmp_path: Path) -> None:

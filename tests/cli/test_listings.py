@@ -180,6 +180,33 @@ def test_validate_and_run_summaries_as_json(workdir: Path) -> None:
         if r["execution_id"] == summary["execution_id"]
     ]
     assert record["processed_records"] == summary["records_read"]
+    # one duration: the record's, start to end (docs/cli.md)
+    assert summary["duration_s"] == record["duration_ms"] / 1000
+
+
+@pytest.mark.parametrize(
+    "args", [("executions", "logs"), ("executions",), ("jobs", "list", "--json"), ("connectors",)]
+)
+def test_a_closed_stdout_ends_the_command_quietly(workdir: Path, args: tuple[str, ...]) -> None:
+    """``pipeline-run … | head -1``: the reader is gone before the command writes."""
+    if args == ("executions", "logs"):
+        rows = _json("executions", "--job", "quickstart-orders", cwd=workdir)
+        assert isinstance(rows, list)
+        args = (*args, rows[0]["execution_id"])
+    read, write = os.pipe()
+    os.close(read)  # every write now fails with EPIPE
+    try:
+        proc = subprocess.run(
+            [str(BIN / "pipeline-run"), *args],
+            cwd=workdir,
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    finally:
+        os.close(write)
+    assert proc.returncode == 141, proc.stderr
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr
 
 
 def test_an_empty_listing_says_none(tmp_path: Path) -> None:
