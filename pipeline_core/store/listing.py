@@ -135,6 +135,18 @@ _JOB_COLUMNS = [
 ]
 
 
+def _ran() -> ColumnElement[bool]:
+    """Not a skipped trigger: a job's last execution is its newest one but those that
+    were recorded as skipped (CANCELLED before any attempt, "skipped: …": the job was
+    still running), which would show CANCELLED for a job that is RUNNING."""
+    x = m.Execution
+    return ~(
+        (x.status == ExecutionStatus.CANCELLED.value)
+        & (x.attempt == 0)
+        & func.coalesce(x.error_message, "").like("skipped:%")
+    )
+
+
 class Listing:
     """The paged queries (read-only) over one engine."""
 
@@ -180,7 +192,7 @@ class Listing:
         e = aliased(m.Execution)
         newest = (
             select(m.Execution.id)
-            .where(m.Execution.job_id == j.id)
+            .where(m.Execution.job_id == j.id, _ran())
             .order_by(m.Execution.start_time.desc(), m.Execution.id.desc())
             .limit(1)
             .correlate(j)
@@ -239,7 +251,7 @@ class Listing:
             )
             newest_of_page = (
                 select(m.Execution.id)
-                .where(m.Execution.job_id == page.c.id)
+                .where(m.Execution.job_id == page.c.id, _ran())
                 .order_by(m.Execution.start_time.desc(), m.Execution.id.desc())
                 .limit(1)
                 .correlate(page)

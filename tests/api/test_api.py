@@ -140,6 +140,13 @@ async def test_start_execution_and_control_routes(live: Live) -> None:
             return x["status"] == "RUNNING" and x["throughput"] is not None
 
         await live.wait(running, what="RUNNING")
+        # the refused start (a skipped execution, never started) is not the job's last
+        (job,) = (await c.get("/api/jobs", params={"q": "slow"})).json()["items"]
+        assert job["last_execution"]["execution_id"] == slow
+        assert job["last_execution"]["status"] == "RUNNING"
+        page = (await c.get("/api/jobs", params={"last_status": "RUNNING"})).json()
+        assert [j["name"] for j in page["items"]] == ["slow"]
+        assert (await c.get("/api/jobs", params={"last_status": "CANCELLED"})).json()["total"] == 0
         assert (await c.post(f"/api/executions/{slow}/pause")).status_code == 202
         assert (await c.get(f"/api/executions/{slow}")).json()["paused"] is True
         assert (await c.post(f"/api/executions/{slow}/resume")).status_code == 202
