@@ -16,10 +16,16 @@ and a restore checks it:
   the execution starts fresh and says why.
 
 Checkpoints from before identities were stored carry none and are restored unchecked.
+
+A value the job took from a secret reference (``group_id: ${env:GROUP}``) is stored as
+its reference plus a fingerprint of the value (``${env:GROUP} [sha256:…]``, the first
+12 hex digits of its SHA-256): the value itself is never stored, and a reference that
+now resolves to something else is a change all the same.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -62,8 +68,39 @@ def source_identity(source: Source[Any], job_name: str) -> dict[str, Any] | None
     identity = source.identity(job_name)
     if identity is None:
         return None
-    stored: dict[str, Any] = orjson.loads(orjson.dumps(redact_data(identity), default=str))
+    plain = orjson.loads(orjson.dumps(identity, default=str))
+    stored: dict[str, Any] = _fingerprinted(plain)
     return stored
+
+
+_FINGERPRINT = " [sha256:"
+
+
+def _fingerprinted(value: Any) -> Any:
+    """``value`` (JSON) with each string that holds a resolved secret as its reference and
+    the fingerprint of the value."""
+    if isinstance(value, dict):
+        return {k: _fingerprinted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fingerprinted(v) for v in value]
+    if not isinstance(value, str):
+        return value
+    shown: str = redact_data(value)
+    if shown == value:
+        return value
+    return f"{shown}{_FINGERPRINT}{hashlib.sha256(value.encode()).hexdigest()[:12]}]"
+
+
+def _same(before: Any, now: Any) -> bool:
+    """Equal, or equal but for the fingerprint a checkpoint stored before fingerprints
+    were taken does not have."""
+    if before == now:
+        return True
+    if isinstance(before, str) and isinstance(now, str) and _FINGERPRINT not in before:
+        return before == now.split(_FINGERPRINT, 1)[0]
+    if isinstance(before, list) and isinstance(now, list) and len(before) == len(now):
+        return all(_same(b, n) for b, n in zip(before, now, strict=True))
+    return False
 
 
 def differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
@@ -71,7 +108,7 @@ def differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
     changed = []
     for key in sorted(set(stored) | set(current)):
         before, now = stored.get(key), current.get(key)
-        if before != now:
+        if not _same(before, now):
             changed.append(f"{key} was {before!r}, now {now!r}")
     return changed
 

@@ -71,3 +71,35 @@ def test_url_identity_drops_credentials_and_query() -> None:
         url_identity("https://api.example/v1/items?api_key=k#f") == "https://api.example/v1/items"
     )
     assert "secret" not in url_identity("amqp://guest:secret@[::1]:5672/%2F")
+
+
+def test_a_source_named_by_a_reference_that_now_resolves_elsewhere_is_refused(
+    tmp_path: Path,
+) -> None:
+    """The identity keeps a reference's value only as a fingerprint: the value is not
+    stored, and the same reference resolving to another input is a change."""
+    for d in ("in-a", "in-b"):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "1.jsonl").write_text("".join(f'{{"i": {i}}}\n' for i in range(5)))
+        (tmp_path / d / "2.jsonl").write_text('{"i": 5}\n{"stop": true}\n')
+    (tmp_path / "fns.py").write_text(FNS)
+    job = tmp_path / "job.yaml"
+    job.write_text(JOB % "'${env:MOVED_INPUT}'")
+    a, b = str(tmp_path / "in-a"), str(tmp_path / "in-b")
+    first = pipeline_run("run", "--no-progress", str(job), cwd=tmp_path, env={"MOVED_INPUT": a})
+    assert first.returncode == 1, first.stderr  # file 1 checkpointed, then the bad record
+
+    refused = pipeline_run(
+        "run", "--no-progress", "--resume", str(job), cwd=tmp_path, env={"MOVED_INPUT": b}
+    )
+    assert refused.returncode == 1, refused.stderr
+    said = " ".join(refused.stderr.split())
+    assert "path was ['${env:MOVED_INPUT} [sha256:" in said, refused.stderr
+    assert "running moved" not in refused.stderr
+    assert a not in said and b not in said  # neither value is shown
+
+    again = pipeline_run(
+        "run", "--no-progress", "--resume", str(job), cwd=tmp_path, env={"MOVED_INPUT": a}
+    )
+    assert again.returncode == 1, again.stderr  # resumed: the bad record is still there
+    assert any(ln.startswith("resuming from") for ln in again.stderr.splitlines()), again.stderr
