@@ -129,6 +129,22 @@ def _forms(value: str) -> set[str]:
     return {f for f in forms if len(f) >= MIN_REDACTED_LENGTH}
 
 
+#: Pieces of a secret at least this long, between the characters that split a URL, are
+#: redacted too (a value that split a URL's authority shows as its "host").
+MIN_PIECE_LENGTH = 8
+
+
+def _pieces(value: str) -> set[str]:
+    """The forms of the starts and ends of ``value`` cut at a ``@``, ``:``, ``/``, ``?``
+    or ``#`` (what a URL parser takes for a user, password, host or path), each of at
+    least :data:`MIN_PIECE_LENGTH` characters."""
+    pieces: set[str] = set()
+    for i, c in enumerate(value):
+        if c in "@:/?#":
+            pieces |= {value[:i], value[i + 1 :]}
+    return {f for p in pieces if len(p) >= MIN_PIECE_LENGTH for f in _forms(p)}
+
+
 #: What a text may end with after the place it was cut: an ellipsis, closing quotes.
 _CUT_END = " \t\r\n.…'\")]"
 
@@ -150,7 +166,7 @@ class _Redactor:
         """Redact ``value`` (and its forms) as ``reference`` from now on. ``exact``: also
         in positions (:func:`redact_data`), where :meth:`unredact` must give the value
         back — only for a value the reference resolves to."""
-        forms = _forms(value)
+        forms = _forms(value) | _pieces(value)
         with self._lock:
             if exact and len(value) >= MIN_REDACTED_LENGTH and reference not in self._values:
                 self._values[reference] = value
@@ -389,6 +405,55 @@ def _resolve_one(kind: str, name: str, reference: str, trusted: bool) -> str:
     return value
 
 
+_URL_START = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
+#: What ends or splits a URL's authority, in the order a problem lists them; ``:`` only
+#: in the user part (a password may hold it, a host's ends in the port).
+_AUTHORITY_ENDS = "@/?#"
+_ENCODED = {c: urllib.parse.quote(c, safe="") for c in _AUTHORITY_ENDS + ":"}
+
+
+def _authority_places(value: str) -> dict[int, str]:
+    """For a URL (``scheme://…``) holding references in its authority (up to the first
+    ``/``, ``?`` or ``#`` of the text as written): the start of each such reference → the
+    part it is in, ``"user"``, ``"password"`` or ``"host"``. Empty for any other text."""
+    start = _URL_START.match(value)
+    if start is None:
+        return {}
+    masked = _REF.sub(lambda m: "\0" * len(m.group(0)), value)  # a file path's '/' is no end
+    end = len(masked)
+    for c in "/?#":
+        i = masked.find(c, start.end())
+        if i != -1:
+            end = min(end, i)
+    at = masked.rfind("@", start.end(), end)
+    colon = masked.find(":", start.end(), at) if at != -1 else -1
+    places = {}
+    for m in _REF.finditer(value, start.end(), end):
+        if at == -1 or m.start() > at:
+            places[m.start()] = "host"
+        elif colon == -1 or m.start() < colon:
+            places[m.start()] = "user"
+        else:
+            places[m.start()] = "password"
+    return places
+
+
+def _splits_authority(resolved: str, place: str, reference: str) -> FieldError | None:
+    """The refusal of a value that would end or split its part of a URL's authority (the
+    rest of it would be taken for the host, and shown): it names the reference only."""
+    ends = _AUTHORITY_ENDS + (":" if place == "user" else "")
+    found = [c for c in ends if c in resolved]
+    if not found:
+        return None
+    part = "host" if place == "host" else "user:password"
+    chars = ", ".join(repr(c) for c in found)
+    encoded = ", ".join(f"{c} as {_ENCODED[c]}" for c in found)
+    return FieldError(
+        f"the value of {reference} holds characters that end a URL's {part} part "
+        f"({chars}); percent-encode them in the value ({encoded})"
+    )
+
+
 def _resolve(
     value: Any, field: str, trusted: bool, problems: list[FieldError], *, mark: bool = False
 ) -> Any:
@@ -398,10 +463,16 @@ def _resolve(
         if "${" not in value:
             return value
         whole = _REF.fullmatch(value.strip()) if mark else None
+        places = _authority_places(value)
 
         def one(m: re.Match[str]) -> str:
             try:
-                return _resolve_one(m.group(1), m.group(2).strip(), m.group(0), trusted)
+                resolved = _resolve_one(m.group(1), m.group(2).strip(), m.group(0), trusted)
+                place = places.get(m.start())
+                refused = place and _splits_authority(resolved, place, m.group(0))
+                if refused:
+                    raise refused
+                return resolved
             except FieldError as exc:
                 exc.field = field or None
                 problems.append(exc)

@@ -19,6 +19,7 @@ import attrs
 import pytest
 
 from pipeline_core import ConfigError, PipelineJob, prepare, remember_secret
+from pipeline_core.config.converter import FieldError
 from pipeline_core.config.secrets import (
     MIN_PREFIX_LENGTH,
     redact,
@@ -244,10 +245,7 @@ def test_redact_replaces_every_form_of_a_resolved_value(secret: tuple[str, str])
     ref = f"${{env:{name}}}"
     value = f"p@ss/w'rd+{uuid.uuid4().hex[:6]}"
     os.environ[name] = value  # restored by monkeypatch
-    assert (
-        resolve_references(f"postgresql://app:{ref}@db/app") == f"postgresql://app:{value}@db/app"
-    )
-    import urllib.parse
+    assert resolve_references(f"postgresql://app@db/app?password={ref}").endswith(value)
 
     for form in (value, repr(value)[1:-1], urllib.parse.quote(value, safe="")):
         assert redact(f"error near {form}!") == f"error near {ref}!"
@@ -315,6 +313,11 @@ def test_url_escaped_forms_are_redacted(secret: tuple[str, str]) -> None:
         urllib.parse.quote_plus(value, safe="!$'()*,;:@/?"),  # httpx's query
     ):
         assert redact(f"GET http://h/x/{form} answered 404") == f"GET http://h/x/{ref} answered 404"
+    # a value that split a URL: its long pieces are masked wherever a parser put them
+    host = value.split("@", 1)[1]
+    assert redact(f"cannot connect to u:***@{host}@h/x") == f"cannot connect to u:***@{ref}@h/x"
+    quoted = urllib.parse.quote(host, safe="")
+    assert redact(f"failed to resolve host {quoted!r}") == f"failed to resolve host '{ref}'"
     escaped = f"p%40ss%2F{uuid.uuid4().hex[:6]}"  # written escaped in a URL, used unescaped
     os.environ[name] = escaped
     resolve_references(ref)
@@ -393,3 +396,53 @@ def test_a_reference_fills_number_and_boolean_fields(secret: tuple[str, str]) ->
     finally:
         for k in env:
             del os.environ[k]
+
+
+@attrs.define(frozen=True, kw_only=True)
+class _Url:
+    url: str = ""
+
+
+@pytest.mark.parametrize(
+    ("template", "part", "chars"),
+    [
+        ("postgresql+psycopg://app:{ref}@127.0.0.1:5432/app", "user:password", "'@', '/', '?'"),
+        ("amqp://guest:{ref}@127.0.0.1:1/%2F", "user:password", "'@', '/', '?'"),
+        ("http://user:{ref}@127.0.0.1:8080/x", "user:password", "'@', '/', '?'"),
+        ("http://{ref}:pw@h/x", "user:password", "'@', '/', ':'"),
+        ("http://{ref}/x", "host", "'@', '/'"),
+    ],
+)
+def test_a_value_that_would_split_a_urls_authority_is_refused(
+    secret: tuple[str, str], template: str, part: str, chars: str
+) -> None:
+    name, _ = secret
+    ref = f"${{env:{name}}}"
+    value = "p@ss w/rd+Q9&z=1?" if "'?'" in chars else "p@ss w/rd:Q9&z=1"
+    os.environ[name] = value
+    url = template.format(ref=ref)
+    with pytest.raises(ConfigError) as info:
+        structure_config({"url": url}, _Url)
+    (problem,) = info.value.problems
+    assert problem.field == "url"
+    assert f"the value of {ref} holds characters that end a URL's {part} part" in problem.message
+    assert chars in problem.message and "percent-encode" in problem.message
+    for piece in ("ss w", "rd+Q9", value):
+        assert piece not in str(info.value)
+    with pytest.raises(FieldError, match="percent-encode"):
+        resolve_references(url, "url")
+
+
+def test_a_value_that_fits_its_place_in_a_url_is_resolved(secret: tuple[str, str]) -> None:
+    name, _ = secret
+    ref = f"${{env:{name}}}"
+    os.environ[name] = "p%40ss:w0rd&z=1"  # percent-encoded; ':' is fine in a password
+    assert (
+        structure_config({"url": f"http://u:{ref}@h/x"}, _Url).url == "http://u:p%40ss:w0rd&z=1@h/x"
+    )
+    os.environ[name] = "a/b@c?d"  # after the authority: the path and query are its own
+    assert structure_config({"url": f"http://u@h/x/{ref}?q={ref}"}, _Url).url.startswith(
+        "http://u@h/x/a/b@c"
+    )
+    assert structure_config({"url": ref}, _Url).url == "a/b@c?d"  # a whole value: as it is
+    assert structure_config({"url": f"not a url {ref}"}, _Url).url == "not a url a/b@c?d"
