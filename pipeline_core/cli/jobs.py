@@ -132,7 +132,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             out.print(
                 f"[bold red]failed:[/] {escape(f'{path}: {why}')}", markup=True, soft_wrap=True
             )
-    return 1 if report.failed else 0
+    return 2 if report.failed else 0  # a bad job file exits 2, as validate and register
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ from rich.markup import escape
 
 from pipeline_core.cli.output import err, out, print_error
 from pipeline_core.cli.tables import print_json
+from pipeline_core.config.documents import parse_document
 from pipeline_core.config.secrets import redact
 from pipeline_core.errors import ConfigError, PipelineError, Problem
 from pipeline_core.model.dependencies import check_dependencies, upstream_jobs
@@ -148,6 +149,18 @@ def _check_file(
     return prepared[0]
 
 
+def _job_name(path: str) -> str | None:
+    """The name a job file that failed to load gives (None if it cannot be read)."""
+    try:
+        data = parse_document(
+            Path(path).read_bytes(), kind="json" if path.endswith(".json") else "yaml"
+        )
+    except (OSError, PipelineError):
+        return None
+    name = data.get("name") if isinstance(data, dict) else None
+    return name if isinstance(name, str) else None
+
+
 def validate(args: argparse.Namespace) -> int:
     plugins = load_plugins()
     for failure in plugins.failures:
@@ -182,7 +195,9 @@ def validate(args: argparse.Namespace) -> int:
             failed = True
             problems = exc.problems if isinstance(exc, ConfigError) else [str(exc)]
             errors = [redact(str(p)) for p in problems]
-            results.append({"ok": False, "file": path, "errors": errors})
+            job = loaded[path]
+            name = job.name if job is not None else _job_name(path)
+            results.append({"ok": False, "file": path, "job": name, "errors": errors})
             if not args.json:
                 print_error(exc)
             continue

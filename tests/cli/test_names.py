@@ -78,7 +78,7 @@ def test_jobs_import_takes_files_and_directories(workdir: Path) -> None:
     proc = pipeline_run(
         "jobs", "import", "examples/quickstart.yaml", "more", "missing.yaml", "--json", cwd=workdir
     )
-    assert proc.returncode == 1  # one of them failed
+    assert proc.returncode == 2  # one of them failed: a bad job file
     report = orjson.loads(proc.stdout)
     assert report["unchanged"] == ["quickstart-orders"] and report["added"] == ["other"]
     assert list(report["failed"]) == ["missing.yaml"]

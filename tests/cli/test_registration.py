@@ -5,6 +5,7 @@ no cycle."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 from pathlib import Path
@@ -221,7 +222,7 @@ def test_validate_register_and_import_refuse_the_same_files(jobdir: Path, tmp_pa
         assert phrase in checked.stderr, (name, checked.stderr)
     assert stored_jobs(tmp_path) == []
     imported = run("jobs", "import", str(jobdir), cwd=tmp_path)
-    assert imported.returncode == 1
+    assert imported.returncode == 2  # a bad job file, as validate and register
     assert imported.stdout.count("failed:") == len(BAD), imported.stdout
     assert stored_jobs(tmp_path) == ["good"]
 
@@ -341,12 +342,22 @@ def test_every_problem_of_a_file_is_reported_by_every_way_in(tmp_path: Path) -> 
     assert run("db", "upgrade", cwd=tmp_path).returncode == 0
     for args in (["validate"], ["jobs", "register"], ["jobs", "import"]):
         proc = run(*args, str(tmp_path / "nine.yaml"), cwd=tmp_path)
-        assert proc.returncode != 0, args
+        assert proc.returncode == 2, args  # docs/cli.md: a bad job file exits 2
         text = proc.stdout + proc.stderr
         missing = [p for p in NINE_PROBLEMS if p not in text]
         assert missing == [], (args, text)
     proc = run("validate", str(tmp_path / "nine.yaml"), cwd=tmp_path)
     assert proc.stderr.count("error: ") == len(NINE_PROBLEMS), proc.stderr  # one line each
+    shown = json.loads(run("validate", str(tmp_path / "nine.yaml"), "--json", cwd=tmp_path).stdout)
+    assert shown["ok"] is False and len(shown["errors"]) == len(NINE_PROBLEMS)
+    assert "job" in shown, shown  # {"ok", "job", "errors"} as documented
+    (tmp_path / "nameless.yaml").write_text("name: [1]\n" + GOOD_SOURCE + GOOD_SINK)
+    assert (
+        json.loads(run("validate", str(tmp_path / "nameless.yaml"), "--json", cwd=tmp_path).stdout)[
+            "job"
+        ]
+        is None
+    )
     assert stored_jobs(tmp_path) == []
 
 
@@ -406,7 +417,7 @@ def test_a_cycle_within_one_import_is_named_as_a_cycle(tmp_path: Path) -> None:
     )
     for args in ([str(jobs)], [str(jobs / "cyc-a.yaml"), str(jobs / "cyc-b.yaml")]):
         imported = run("jobs", "import", *args, cwd=tmp_path)
-        assert imported.returncode == 1
+        assert imported.returncode == 2
         assert "dependency cycle: cyc-a → cyc-b → cyc-a" in imported.stdout, imported.stdout
         assert "dependency cycle: cyc-b → cyc-a → cyc-b" in imported.stdout, imported.stdout
         assert "not registered" not in imported.stdout, imported.stdout
