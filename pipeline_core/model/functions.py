@@ -89,19 +89,23 @@ def check_reference(ref: Any, base_dir: str | None, field: str = "function") -> 
             field,
         )
     top = module_name.split(".")[0]
+    dirs = allowed_function_dirs(base_dir)
+    if top in sys.stdlib_module_names or top == "builtins":
+        # refused wherever it is found: a module of the job's folder of that name would be
+        # checked, and the standard library's imported at run time (it is loaded already)
+        home = _home(top, dirs)
+        found = f" (the one in {home} would not be what a run imports)" if home else ""
+        raise FieldError(
+            f"{ref!r} is refused: {top!r} is a standard-library module name; rename the "
+            f"module{found}; step functions come only from the job's folder, "
+            "PIPELINE_FUNCTION_PATH or PIPELINE_FUNCTION_PACKAGES",
+            field,
+        )
     if top in _packages():
         return None
-    dirs = allowed_function_dirs(base_dir)
     home = _home(top, dirs)
     if home is not None:
         return home
-    if top in sys.stdlib_module_names:
-        raise FieldError(
-            f"{ref!r} is refused: {top!r} is a standard-library module; step functions "
-            "come only from the job's folder, PIPELINE_FUNCTION_PATH or "
-            "PIPELINE_FUNCTION_PACKAGES",
-            field,
-        )
     raise FieldError(
         f"cannot import {ref!r}: no module {top!r} in the job's folder or "
         f"PIPELINE_FUNCTION_PATH ({_where(dirs)}); an installed package needs "

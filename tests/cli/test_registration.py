@@ -46,6 +46,20 @@ BAD: dict[str, tuple[str, str]] = {
         + GOOD_SINK,
         "standard-library module",
     ),
+    "a-folder-module-named-like-the-standard-library": (
+        "name: b30\n"
+        + GOOD_SOURCE
+        + "transform: [{type: map, function: 'json:loads'}]\n"
+        + GOOD_SINK,
+        "'json' is a standard-library module name; rename the module",
+    ),
+    "builtins": (
+        "name: b31\n"
+        + GOOD_SOURCE
+        + "transform: [{type: map, function: 'builtins:eval'}]\n"
+        + GOOD_SINK,
+        "'builtins' is a standard-library module name",
+    ),
     "unknown-step": (
         "name: b7\n" + GOOD_SOURCE + "transform: [{type: teleport}]\n" + GOOD_SINK,
         "teleport",
@@ -206,6 +220,10 @@ def jobdir(tmp_path: Path) -> Path:
         "system = os.system\n\n\n"
         "def ident(r):\n    return r\n"
     )
+    # modules of the folder named like the standard library: `os:system` and `json:loads`
+    # would pass the folder's check and import the real module at run time
+    (d / "os.py").write_text("def system(cmd):\n    return cmd\n")
+    (d / "json.py").write_text("def loads(r):\n    return r\n")
     return d
 
 
