@@ -5,8 +5,10 @@ queries: the executions that are active or ended since the last look, and each j
 version and enabled flag) however many clients listen, and sends each client only what
 changed: ``execution`` events (the execution's list document, with live records/s while
 it runs here), ``job`` events (``{"name": …}``: the client re-reads what it shows of
-that job) and ``log`` events (``{"execution_id": …, "last_seq": n}``: the execution has
-log lines up to ``n``; the client reads those it lacks from ``…/logs?after=``). A third
+that job), ``checkpoint`` events (``{"execution_id": …}``: a checkpoint of it
+completed, seen in the execution row the hub reads anyway: the client re-reads the
+checkpoints) and ``log`` events (``{"execution_id": …, "last_seq": n}``: the execution
+has log lines up to ``n``; the client reads those it lacks from ``…/logs?after=``). A third
 small query finds the new log lines: those with a row id above the last look's, grouped
 by execution. Twenty dashboards cost three queries a second, not sixty full job lists.
 
@@ -81,6 +83,8 @@ class EventHub:
         self._task: asyncio.Task[None] | None = None
         self._executions: dict[str, dict[str, Any]] = {}
         self._jobs: dict[str, tuple[int, bool]] = {}
+        #: execution id → where its newest completed checkpoint is stored
+        self._checkpoints: dict[str, str | None] = {}
         #: the highest log row id seen (None: not looked yet)
         self._log_id: int | None = None
         #: set once the first look is taken: what a listener is told changed is measured
@@ -146,8 +150,14 @@ class EventHub:
                     self._executions[r.execution_id] = doc
                     if not first:
                         out.append(sse("execution", doc))
+                path = r.checkpoint_path
+                if self._checkpoints.get(r.execution_id) != path and path and not first:
+                    out.append(sse("checkpoint", {"execution_id": r.execution_id}))
+                self._checkpoints[r.execution_id] = path
             for eid in set(self._executions) - seen:
                 del self._executions[eid]
+            for eid in set(self._checkpoints) - seen:
+                del self._checkpoints[eid]
             for eid in set(self.samples) - seen:
                 del self.samples[eid]
             for name, state in jobs.items():
@@ -193,5 +203,6 @@ class EventHub:
                 self._task = None
                 self._executions.clear()
                 self._jobs.clear()
+                self._checkpoints.clear()
                 self._log_id = None
                 # samples stay: a dashboard reloading its page restarts the hub at once

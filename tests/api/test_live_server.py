@@ -316,6 +316,35 @@ def test_dashboard_execution_page_and_its_buttons(
         first = page.locator("#chart-label").inner_text()  # the first render, before any push
         shown = re.search(r"the last (\d+) samples", first)
         assert shown is not None and int(shown.group(1)) >= 5, first
+
+        # pushed updates, not polling (docs/api.md, "Live updates"): over a few updates a
+        # page re-reads no list and not the execution's whole document — a count of the
+        # requests, over a count of updates; at most one reconnect (which re-reads its view)
+        requests: list[str] = []
+        page.on("request", lambda req: requests.append(req.url.removeprefix(url)))
+
+        def reads_over_updates(n: int) -> list[str]:
+            seen = int(page.locator("#live").get_attribute("data-events") or 0)
+            requests.clear()
+            page.wait_for_function(
+                "n => Number(document.getElementById('live').dataset.events || 0) >= n",
+                arg=seen + n,
+                timeout=30_000,
+            )
+            return [u for u in requests if not u.startswith("/api/events")]
+
+        reads = reads_over_updates(6)
+        assert reads.count(f"/api/executions/{eid}") <= 1, reads
+        page.goto(f"{url}/#/")
+        page.select_option("#exec-status", "COMPLETED")  # the running one is not on the page
+        expect(page.locator("#executions tbody")).to_contain_text("no executions")
+        expect(page.locator("#t-running")).to_have_text("1")
+        reads = reads_over_updates(6)
+        lists = [u for u in reads if u.startswith(("/api/jobs", "/api/executions"))]
+        assert all(lists.count(u) <= 1 for u in lists), lists
+        assert "/favicon.ico" not in requests  # the page names its (empty) icon
+        page.goto(f"{url}/#/executions/{eid}")
+        expect(status).to_have_text("RUNNING")
         page.click('button[data-action="checkpoint"]')
         cp = page.locator("#checkpoints tbody tr[data-checkpoint]")
         expect(cp.first).to_contain_text("COMPLETED", timeout=15_000)
@@ -328,6 +357,11 @@ def test_dashboard_execution_page_and_its_buttons(
         page.click('button[data-action="pause"]')
         expect(status).to_have_text("RUNNING (paused)", timeout=10_000)
         expect(page.locator("#transitions")).to_contain_text("paused")
+        # a run of checkpoints is one row of the timeline, not two per checkpoint
+        expect(page.locator("#transitions tr.checkpoints")).to_have_count(1)
+        expect(page.locator("#transitions tr.checkpoints")).to_contain_text(
+            re.compile(r"[2-9] checkpoints")
+        )
         page.click('button[data-action="resume"]')
         expect(status).to_have_text("RUNNING", timeout=10_000)
         expect(page.locator("#transitions")).to_contain_text("resumed")
