@@ -4,7 +4,8 @@ A table fits the console (a terminal's width, else ``$COLUMNS``, else 80 — pip
 too) without cutting a word: each column is at least as wide as its longest word (its
 longest value for the columns that never wrap), and when those minimums do not fit,
 the columns a listing names as optional are left out — the empty ones first, then in
-the listing's order — with a caption saying which. Only a single word wider than the
+the listing's order, and then those that fit in the room left are taken back, the last
+left out first — with a caption saying which. Only a single word wider than the
 whole table is ever folded.
 """
 
@@ -85,11 +86,21 @@ def column_widths(
     shown = list(columns)
     # optional columns with nothing to say go first
     empty = [c for c in optional if all(row[columns.index(c)] == "-" for row in cells)]
+    dropped: list[str] = []
     for name in [*empty, *(c for c in optional if c not in empty)]:
         if sum(comfortable[c] for c in shown) + _overhead(len(shown)) <= width:
             break
         if name in shown:
             shown.remove(name)
+            dropped.append(name)
+    # then take back what fits in the room left, the last left out (the most wanted) first:
+    # leaving out a wide column may have made room for narrower ones left out before it
+    for name in reversed(dropped):
+        if name in empty:
+            continue
+        again = [c for c in columns if c in shown or c == name]
+        if sum(comfortable[c] for c in again) + _overhead(len(again)) <= width:
+            shown = again
     room = width - _overhead(len(shown))
     if sum(widest[c] for c in shown) <= room:
         return {c: widest[c] for c in shown}

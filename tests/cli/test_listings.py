@@ -147,6 +147,14 @@ def test_narrow_tables_leave_columns_out_rather_than_squeeze_them(workdir: Path)
     assert "not shown at 80 columns: updated (UTC)" in caption and "--json" in caption
 
 
+def test_a_narrow_table_keeps_the_columns_that_fit(workdir: Path) -> None:
+    """Leaving out a wide column (the error) makes room for narrow ones (failed)."""
+    text = _piped("executions", "--job", "failing-enrichment", cwd=workdir, columns="80")
+    header = next(line for line in text.splitlines() if line.startswith("execution"))
+    assert "failed" in header.split(), text
+    assert "failed" not in text.split("not shown at 80 columns:")[-1], text
+
+
 def test_validate_and_run_summaries_as_json(workdir: Path) -> None:
     ok = _json("validate", "examples/quickstart.yaml", cwd=workdir)
     assert ok == {
