@@ -19,7 +19,12 @@ from typing import Any, TypeVar, cast
 import attrs
 import cattrs
 from cattrs.cols import homogenous_tuple_structure_factory, list_structure_factory
-from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
+from cattrs.errors import (
+    BaseValidationError,
+    ClassValidationError,
+    ForbiddenExtraKeysError,
+    IterableValidationError,
+)
 
 from pipeline_core.errors import ConfigError, Problem
 
@@ -198,6 +203,9 @@ def _problems(exc: BaseException, path: list[str]) -> list[tuple[list[str], str]
         for sub in rest:
             out += _problems(sub, path)
         return out
+    if isinstance(exc, ExceptionGroup) and not isinstance(exc, BaseValidationError):
+        # a cross-field check that found several mistakes (ScheduleConfig)
+        return [p for sub in exc.exceptions for p in _problems(sub, path)]
     if isinstance(exc, ForbiddenExtraKeysError):
         allowed = sorted(a.name for a in attrs.fields(exc.cl)) if attrs.has(exc.cl) else []
         return [

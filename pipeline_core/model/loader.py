@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import attrs
 
@@ -34,6 +34,8 @@ from pipeline_core.model.names import check_name
 from pipeline_core.model.schedule import ScheduleConfig
 
 __all__ = ["checked", "job_from_dict", "load_job_file"]
+
+T = TypeVar("T")
 
 
 @attrs.define(frozen=True, kw_only=True)
@@ -92,7 +94,7 @@ def job_from_dict(data: Any, *, base_dir: str | None = None, origin: str = "<dic
             continue
         steps.append(StepSpec(step_type, {k: v for k, v in raw.items() if k != "type"}))
     if parsed is None or problems:
-        raise IncompleteDefinition(problems, _probe(parts, steps, base_dir))
+        raise IncompleteDefinition(problems, _probe(data, parts, steps, base_dir))
     return PipelineJob(
         name=parsed.name,
         type=parsed.type,
@@ -106,19 +108,65 @@ def job_from_dict(data: Any, *, base_dir: str | None = None, origin: str = "<dic
     )
 
 
-def _probe(parts: dict[str, Any], steps: list[StepSpec], base_dir: str | None) -> PipelineJob:
+def _unchecked(cls: type[T], values: dict[str, Any]) -> T:
+    """An instance of attrs class ``cls`` with ``values`` and defaults for the rest, its
+    cross-field checks not run (a probe's part: those problems are reported already)."""
+    obj = object.__new__(cls)
+    for a in attrs.fields(cast(Any, cls)):
+        if a.name in values:
+            value = values[a.name]
+        elif isinstance(a.default, attrs.Factory):  # type: ignore[arg-type]
+            value = a.default.factory()
+        else:
+            value = a.default
+        object.__setattr__(obj, a.name, value)
+    return obj
+
+
+def _fields_that_parse(data: dict[str, Any], key: str, cls: type[T]) -> T | None:
+    """The part ``key`` of a definition that failed to parse, made of its fields that
+    parse on their own (their problems are reported already); None if it is no mapping."""
+    raw = data.get(key)
+    if not isinstance(raw, dict):
+        return None
+    _obj, values, _problems = structure_parts(raw, cls)
+    return _unchecked(cls, values)
+
+
+def _probe(
+    data: dict[str, Any], parts: dict[str, Any], steps: list[StepSpec], base_dir: str | None
+) -> PipelineJob:
     """The parts that parsed as a job, broken ones left out: a missing source or sink is
-    UNCHECKED (``prepare`` passes over it), a broken config or schedule the default."""
+    UNCHECKED (``prepare`` passes over it); a config or schedule that failed is made of
+    its fields that parse (so its dead-letter sink, state backend, dependencies and
+    trigger are still checked), else the default."""
+    config = parts.get("config")
+    if config is None:
+        config = _fields_that_parse(data, "config", JobConfig) or JobConfig()
+    schedule = parts.get("schedule")
+    if schedule is None and "schedule" in data:
+        schedule = _fields_that_parse(data, "schedule", ScheduleConfig)
+        if schedule is not None:  # names refused by the schedule's check: reported there
+            valid = tuple(d for d in schedule.dependencies if _valid_name(d))
+            object.__setattr__(schedule, "dependencies", valid)
     return PipelineJob(
         name=parts.get("name", _PROBE_NAME),
         type=parts.get("type", JobType.BATCH_ROLLER),
         source=parts.get("source", UNCHECKED),
         sink=parts.get("sink", UNCHECKED),
         steps=tuple(steps),
-        config=parts.get("config", JobConfig()),
-        schedule=parts.get("schedule"),
+        config=config,
+        schedule=schedule,
         base_dir=base_dir,
     )
+
+
+def _valid_name(name: Any) -> bool:
+    try:
+        check_name(name)
+    except Exception:
+        return False
+    return True
 
 
 def checked(

@@ -42,7 +42,21 @@ class ScheduleConfig:
     enabled: bool = True
 
     def __attrs_post_init__(self) -> None:
-        parse_timezone(self.timezone)
+        problems = self.problems()
+        if len(problems) == 1:
+            raise problems[0]
+        if problems:
+            raise ExceptionGroup("invalid schedule", problems)
+
+    def problems(self) -> list[FieldError]:
+        """Every mistake of this schedule (``__attrs_post_init__`` raises them all)."""
+        problems: list[FieldError] = []
+        timezone = self.timezone
+        try:
+            parse_timezone(self.timezone)
+        except FieldError as exc:
+            problems.append(exc)
+            timezone = "UTC"  # the cron expression is still checked
         for name, value in (
             ("event_trigger", self.event_trigger),
             ("event_topic", self.event_topic),
@@ -51,27 +65,41 @@ class ScheduleConfig:
         ):
             owner = ScheduleType.DEPENDENCY if name == "dependencies" else ScheduleType.EVENT
             if value and self.type is not owner:
-                raise FieldError(
-                    f"{name} is only for {owner} schedules, this one is {self.type}", name
+                problems.append(
+                    FieldError(
+                        f"{name} is only for {owner} schedules, this one is {self.type}", name
+                    )
                 )
         for upstream in self.dependencies:
-            check_name(upstream, "dependencies")
+            try:
+                check_name(upstream, "dependencies")
+            except FieldError as exc:
+                problems.append(exc)
         if self.type is ScheduleType.CRON:
             if not self.cron:
-                raise FieldError("a CRON schedule needs a cron expression", "cron")
-            # validates both, and that it fires at all ("0 0 30 2 *" never does)
-            Cron(self.cron, self.timezone).next_after(dt.datetime.now(dt.UTC).replace(tzinfo=None))
+                problems.append(FieldError("a CRON schedule needs a cron expression", "cron"))
+            else:
+                try:  # validates it, and that it fires at all ("0 0 30 2 *" never does)
+                    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+                    Cron(self.cron, timezone).next_after(now)
+                except FieldError as exc:
+                    problems.append(exc)
         elif self.cron:
-            raise FieldError(f"cron is only for CRON schedules, this one is {self.type}", "cron")
+            problems.append(
+                FieldError(f"cron is only for CRON schedules, this one is {self.type}", "cron")
+            )
         if self.type is ScheduleType.EVENT and not (self.event_trigger and self.event_topic):
-            raise FieldError(
-                "an EVENT schedule needs event_trigger (e.g. 'rabbitmq') and event_topic",
-                "event_trigger" if not self.event_trigger else "event_topic",
+            problems.append(
+                FieldError(
+                    "an EVENT schedule needs event_trigger (e.g. 'rabbitmq') and event_topic",
+                    "event_trigger" if not self.event_trigger else "event_topic",
+                )
             )
         if self.type is ScheduleType.DEPENDENCY and not self.dependencies:
-            raise FieldError(
-                "a DEPENDENCY schedule needs at least one upstream job", "dependencies"
+            problems.append(
+                FieldError("a DEPENDENCY schedule needs at least one upstream job", "dependencies")
             )
+        return problems
 
     def cron_schedule(self) -> Cron:
         assert self.cron is not None

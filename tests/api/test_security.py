@@ -428,6 +428,25 @@ def test_the_api_refuses_what_the_cli_refuses_and_reports_every_problem(tokened:
         ("transform step 1", "type"),
         ("transform step 2 (map)", "function"),
     ], r.text
+    # a config or schedule that failed to parse hides none of its other problems
+    for extra, expected in (
+        (
+            {"config": {"on_error": "explode", "dead_letter": {"type": "nosuch", "config": {}}}},
+            [("config", "on_error"), ("dead_letter sink", "type")],
+        ),
+        (
+            {"schedule": {"type": "CRON", "cron": "99 * * * *", "timezone": "Mars/Olympus"}},
+            [("schedule", "cron"), ("schedule", "timezone")],
+        ),
+        (
+            {"schedule": {"type": "DEPENDENCY", "dependencies": ["hidden"], "timezone": "Mars/X"}},
+            [("schedule", "dependencies"), ("schedule", "timezone")],
+        ),
+    ):
+        r = post({**JOB, "name": "hidden", **extra})
+        assert r.status_code == 400, r.text
+        where = sorted((d["component"], d["field"]) for d in r.json()["details"])
+        assert where == expected, r.text
     assert tokened.jobs(admin) == before
     selfish = {**JOB, "name": "selfish"}
     loop = {"type": "DEPENDENCY", "dependencies": ["selfish"]}

@@ -379,6 +379,47 @@ def test_every_problem_of_a_file_is_reported_by_every_way_in(tmp_path: Path) -> 
     assert stored_jobs(tmp_path) == []
 
 
+#: a part that failed to parse hides none of its other problems: (text, the problems)
+HIDDEN = {
+    "a": (
+        "config: {on_error: explode, dead_letter: {type: nosuch, config: {}}}\n",
+        ["field 'on_error'", "unknown sink type 'nosuch'"],
+    ),
+    "b": (
+        "config: {checkpoint_interval: soon, dead_letter: {type: file, "
+        "config: {path: out/dl, nope: 1}}}\n",
+        ["field 'checkpoint_interval'", "field 'nope': unknown key"],
+    ),
+    "c": (
+        "schedule: {type: CRON, cron: '99 * * * *', timezone: Mars/Olympus}\n",
+        ["unknown time zone 'Mars/Olympus'", "field 'cron': invalid cron expression"],
+    ),
+    "d": (
+        "schedule: {type: DEPENDENCY, dependencies: [d], timezone: Mars/Olympus}\n",
+        ["unknown time zone 'Mars/Olympus'", "dependency cycle: d → d"],
+    ),
+    "e": (
+        "schedule: {type: DEPENDENCY, dependencies: [no-such-job], cron: '* * * * *'}\n",
+        ["cron is only for CRON schedules", "not registered: no-such-job"],
+    ),
+}
+
+
+def test_a_part_that_failed_hides_none_of_its_other_problems(tmp_path: Path) -> None:
+    assert run("db", "upgrade", cwd=tmp_path).returncode == 0
+    (tmp_path / "in.jsonl").write_text("")
+    for name, (part, problems) in HIDDEN.items():
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(f"name: {name}\n" + GOOD_SOURCE + GOOD_SINK + part)
+        for args in (["validate"], ["jobs", "register"]):
+            proc = run(*args, str(path), cwd=tmp_path)
+            assert proc.returncode == 2, (name, args, proc.stderr)
+            missing = [p for p in problems if p not in proc.stderr]
+            assert missing == [], (name, args, proc.stderr)
+            assert proc.stderr.count("error: ") == len(problems), (name, args, proc.stderr)
+    assert stored_jobs(tmp_path) == []
+
+
 def test_validate_checks_dependencies_against_the_registry_and_the_files_given(
     tmp_path: Path,
 ) -> None:
