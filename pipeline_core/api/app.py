@@ -315,13 +315,13 @@ class Api:
     # --- executions ------------------------------------------------------------------------
 
     async def list_executions(self, request: Request) -> Response:
+        job = request.query_params.get("job")
+        paging = _paging(request, 50, 1000)
+        status = _choice(request, "status", list(ExecutionStatus))
+        if job is not None:  # an unknown job is a 404, as on every other job route
+            await run_in_threadpool(self.store.registry.get, job)
         page = await run_in_threadpool(
-            functools.partial(
-                self.listing.executions,
-                **_paging(request, 50, 1000),
-                job=request.query_params.get("job"),
-                status=_choice(request, "status", list(ExecutionStatus)),
-            )
+            functools.partial(self.listing.executions, **paging, job=job, status=status)
         )
         return _json(
             page_doc(page, lambda r: execution_doc(r, throughput=self._throughput(r.execution_id)))
@@ -618,9 +618,9 @@ ROUTES: list[ApiRoute] = [
         "Executions, newest first",
         "read",
         response="ExecutionPage",
-        errors=(400,),
+        errors=(400, 404),
         query=(
-            ("job", {"type": "string"}, "only this job"),
+            ("job", {"type": "string"}, "only this job (404 if there is no such job)"),
             ("status", {"type": "string", "enum": list(ExecutionStatus)}, "only this status"),
             *_paging_query(50, 1000),
         ),

@@ -174,6 +174,8 @@ async def test_start_execution_and_control_routes(live: Live) -> None:
         done_ = (await c.get("/api/executions", params={"status": "COMPLETED"})).json()["items"]
         assert [x["execution_id"] for x in done_] == [quick]
         assert (await c.get("/api/executions", params={"status": "NOPE"})).status_code == 400
+        r = await c.get("/api/executions", params={"job": "nope"})  # as the CLI: an error
+        assert r.status_code == 404 and r.json()["error"] == "job_not_found"
         assert (await c.get("/api/executions", params={"limit": "x"})).status_code == 400
         assert (await c.get("/api/executions/nope")).status_code == 404
         assert (await c.get("/api/executions/nope/checkpoints")).status_code == 404
