@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from asyncio import CancelledError
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -105,14 +106,28 @@ class KafkaSink(Sink[KafkaSinkConfig]):
         self.sent += len(records)
 
     async def _acknowledged(self) -> None:
+        """Wait for the broker's acknowledgement of every record sent. The futures are
+        awaited one by one, not gathered: most are done by now (a batch resolves all of
+        its records' futures at once), and ``gather`` over 20,000 futures cost 13 % of a
+        topic → topic job's CPU in callbacks."""
         pending, self.pending = self.pending, []
-        if not pending:
-            return
-        results = await asyncio.gather(*pending, return_exceptions=True)
-        errors = [r for r in results if isinstance(r, BaseException)]
-        if errors:
+        failed, first = 0, None
+        for fut in pending:
+            if not fut.done():
+                try:
+                    await asyncio.shield(fut)
+                except CancelledError:
+                    if not fut.cancelled():
+                        raise  # this task is being cancelled, not the record's send
+                except Exception:  # counted just below
+                    pass
+            error = CancelledError() if fut.cancelled() else fut.exception()
+            if error is not None:
+                failed += 1
+                first = first or error
+        if failed:
             raise RetriableConnectorError(
-                f"Kafka did not acknowledge {len(errors)} of {len(results)} records: {errors[0]}",
+                f"Kafka did not acknowledge {failed} of {len(pending)} records: {first}",
                 component=self.ctx.component,
             )
 
