@@ -10,6 +10,7 @@ checked by the caller's ``verify`` before its time counts.
 from __future__ import annotations
 
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -35,6 +36,10 @@ class Contender:
     verify: Callable[[], int] = lambda: 0
     env: dict[str, str] = attrs.Factory(dict)
     cwd: Path | None = None
+    #: For a contender that never ends by itself (a STREAMING job): polled while it runs;
+    #: once it returns True the process gets SIGTERM (a job checkpoints, then stops), and
+    #: the time counts until it has exited.
+    stop_when: Callable[[], bool] | None = None
 
 
 @attrs.define
@@ -70,11 +75,15 @@ def run_once(c: Contender) -> Run:
         stderr=subprocess.PIPE,
     )
     assert proc.stderr is not None
+    stopped = c.stop_when is not None and _stop_when_done(
+        proc, c.stop_when, wrapped=stats is not None
+    )
     err = proc.stderr.read()
     _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
+    # a job stopped by SIGTERM exits 128 + 15 after its checkpoint, as documented
+    if proc.returncode != 0 and not (stopped and proc.returncode == 128 + signal.SIGTERM):
         raise SystemExit(
             f"{c.name}: {' '.join(c.argv)} exited {proc.returncode}:\n{err.decode()[-3000:]}"
         )
@@ -85,6 +94,22 @@ def run_once(c: Contender) -> Run:
         os.unlink(stats)
         rss_kb, cpu = int(last[0]), float(last[1]) + float(last[2])
     return Run(elapsed, cpu, rss_kb / 1024, c.verify())
+
+
+def _stop_when_done(proc: subprocess.Popen[bytes], done: Callable[[], bool], wrapped: bool) -> bool:
+    """SIGTERM the contender (not GNU time around it, which would die without its
+    report) once ``done()``; stderr is read afterwards, so it must stay small meanwhile.
+    False if it ended by itself first."""
+    while proc.poll() is None:
+        if done():
+            pid = proc.pid
+            if wrapped:
+                with open(f"/proc/{pid}/task/{pid}/children") as f:
+                    pid = int(f.read().split()[0])
+            os.kill(pid, signal.SIGTERM)
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def measure(contenders: Sequence[Contender], repeat: int) -> dict[str, list[Run]]:
