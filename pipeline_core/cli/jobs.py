@@ -221,8 +221,28 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     else:
         for key, value in data.items():
             if value not in (None, {}, ()):
-                out.print(f"{key}: {value}", soft_wrap=True)
+                out.print(f"{key}: {_plain(value)}", soft_wrap=True, markup=False)
     return 0
+
+
+def _plain(value: object) -> str:
+    """A schedule's value as a person reads it: names joined by commas, yes/no, times in
+    UTC saying so, an enum by its value."""
+    import datetime as dt
+    import enum
+
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, enum.Enum):
+        return str(value.value)
+    if isinstance(value, dt.datetime):
+        utc = value.astimezone(dt.UTC) if value.tzinfo else value  # stored naive UTC
+        return utc.strftime("%Y-%m-%d %H:%M:%S UTC")
+    if isinstance(value, list | tuple | set | frozenset):
+        return ", ".join(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_plain(v)}" for k, v in value.items())
+    return str(value)
 
 
 def add_arguments(jobs: argparse.ArgumentParser) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from pipeline_core.errors import DependencyConflict, Problem
+from pipeline_core.errors import DependencyConflict, Problem, did_you_mean
 from pipeline_core.model.schedule import ScheduleConfig, ScheduleType
 
 if TYPE_CHECKING:
@@ -68,7 +68,13 @@ def check_dependencies(
     problems = []
     missing = [d for d in schedule.dependencies if d not in known and d != job]
     if missing:
-        problems.append(f"{UNKNOWN_DEPENDENCY}: {', '.join(missing)}")
+        others = [k for k in known if k != job]
+
+        def named(d: str) -> str:  # with the registered names close to it
+            hint = did_you_mean(d, others)
+            return f"{d} ({hint.removeprefix(': ')})" if hint else d
+
+        problems.append(f"{UNKNOWN_DEPENDENCY}: {', '.join(map(named, missing))}")
     cycle = cycle_through(job, {**graph, job: list(schedule.dependencies)})
     if cycle:
         problems.append(f"dependency cycle: {' → '.join(cycle)}")

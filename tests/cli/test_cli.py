@@ -112,6 +112,38 @@ def test_validate_checks_without_running(tmp_path: Path) -> None:
     assert not (tmp_path / "examples/output").exists()
 
 
+def test_an_unknown_dependency_gets_a_did_you_mean(tmp_path: Path) -> None:
+    (tmp_path / "in.jsonl").write_text("")
+    for name, extra in (
+        ("orders-10", ""),
+        ("orders-05", ""),
+        ("report", "schedule: {type: DEPENDENCY, dependencies: [orders-1O]}\n"),
+    ):
+        (tmp_path / f"{name}.yaml").write_text(
+            f"name: {name}\nsource: {{type: file, config: {{path: in.jsonl}}}}\n"
+            f"sink: {{type: file, config: {{path: out}}}}\n{extra}"
+        )
+    proc = pipeline_run("validate", "orders-10.yaml", "report.yaml", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "not registered: orders-1O (did you mean 'orders-10'?)" in proc.stderr, proc.stderr
+    # and when setting a schedule
+    for name in ("orders-10", "orders-05"):
+        assert pipeline_run("jobs", "import", f"{name}.yaml", cwd=tmp_path).returncode == 0
+    proc = pipeline_run("jobs", "schedule", "orders-05", "--after", "ordrs-10,x", cwd=tmp_path)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "not registered: ordrs-10 (did you mean 'orders-10'?), x" in proc.stderr, proc.stderr
+    # what `jobs schedule` prints reads as text, not Python values; times say their zone
+    proc = pipeline_run("jobs", "schedule", "orders-05", "--after", "orders-10", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert "dependencies: orders-10" in lines and "enabled: yes" in lines, lines
+    assert not re.search(r"[()\[\]']|True|False", proc.stdout), proc.stdout
+    proc = pipeline_run("jobs", "schedule", "orders-05", "--cron", "0 3 * * *", cwd=tmp_path)
+    assert re.search(r"^next_trigger_time: \d{4}-\d\d-\d\d 03:00:00 UTC$", proc.stdout, re.M), (
+        proc.stdout
+    )
+
+
 def test_validate_reports_an_input_path_that_does_not_exist(tmp_path: Path) -> None:
     """README: every mistake is reported before anything runs — a missing input too."""
     (tmp_path / "jobs").mkdir()
