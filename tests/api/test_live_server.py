@@ -250,6 +250,7 @@ def test_dashboard_job_list_and_job_page(serve: tuple[str, dict[str, str]], tmp_
         expect(page.locator("#versions tbody tr")).to_have_count(2)
         expect(page.locator("#job-schedule")).to_contain_text("cron 0 3 * * * Europe/Berlin")
         expect(page.locator("#job-enabled")).to_contain_text("no")
+        expect(page.locator("#job-updated")).not_to_contain_text("?")  # no author: none said
         expect(page.locator("#next-runs")).to_contain_text("the job is disabled")
         page.locator('#job button[data-action="enable"]').click()
         expect(page.locator("#job-enabled")).to_contain_text("yes")
