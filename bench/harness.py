@@ -148,3 +148,32 @@ def report(title: str, runs: dict[str, list[Run]], baseline: str) -> str:
             f"| {med[name] / med[baseline]:.2f} |"
         )
     return "\n".join(lines)
+
+
+def sql_task_contenders(
+    script: str,
+    workdir: Path,
+    db_url: str,
+    truncate: Callable[[], None],
+    count: Callable[[str], int],
+) -> list[Contender]:
+    """The SQL_TASK benchmark's contenders, for any database (``bench/sql_task.py``,
+    ``bench/mysql_task.py``): ``script --child baseline`` and ``--child baseline-dicts``
+    (the hand-written loops, writing ``dst_baseline``) and ``pipeline-run run
+    bench/jobs/sql_task.yaml`` (``dst_framework``). ``truncate`` empties both tables;
+    ``count(table)`` counts a table's rows."""
+    me = [sys.executable, script, "--child"]
+    return [
+        Contender("baseline", [*me, "baseline"], truncate, lambda: count("dst_baseline")),
+        Contender(
+            "baseline-dicts", [*me, "baseline-dicts"], truncate, lambda: count("dst_baseline")
+        ),
+        Contender(
+            "framework",
+            [str(BIN / "pipeline-run"), "run", str(BENCH / "jobs" / "sql_task.yaml")],
+            truncate,
+            lambda: count("dst_framework"),
+            env={"PIPELINE_BENCH_DB_URL": db_url},
+            cwd=workdir,
+        ),
+    ]

@@ -15,7 +15,6 @@ import argparse
 import os
 import sys
 import tempfile
-from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -111,32 +110,17 @@ def run_baseline(dicts: bool) -> int:
 
 
 def contenders(workdir: Path) -> list[Contender]:
-    from harness import BIN, Contender
+    from harness import sql_task_contenders
 
-    def count(table: str) -> Callable[[], int]:
-        def rows() -> int:
-            conn = connect()
-            with conn.cursor() as cur:
-                cur.execute(f"SELECT count(*) FROM {table}")
-                (n,) = cur.fetchone()
-            conn.close()
-            return int(n)
+    def count(table: str) -> int:
+        conn = connect()
+        with conn.cursor() as cur:
+            cur.execute(f"SELECT count(*) FROM {table}")
+            (n,) = cur.fetchone()
+        conn.close()
+        return int(n)
 
-        return rows
-
-    me = [sys.executable, __file__, "--child"]
-    return [
-        Contender("baseline", [*me, "baseline"], truncate, count("dst_baseline")),
-        Contender("baseline-dicts", [*me, "baseline-dicts"], truncate, count("dst_baseline")),
-        Contender(
-            "framework",
-            [str(BIN / "pipeline-run"), "run", str(Path(__file__).parent / "jobs/sql_task.yaml")],
-            truncate,
-            count("dst_framework"),
-            env={"PIPELINE_BENCH_DB_URL": db_url()},
-            cwd=workdir,
-        ),
-    ]
+    return sql_task_contenders(__file__, workdir, db_url(), truncate, count)
 
 
 def truncate() -> None:

@@ -18,7 +18,6 @@ import argparse
 import os
 import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -112,27 +111,14 @@ def sql(statement: str) -> int:
 
 
 def contenders(workdir: Path) -> list[Contender]:
-    from harness import BIN, Contender
+    from harness import sql_task_contenders
 
     def truncate() -> None:
         sql("TRUNCATE dst_baseline, dst_framework")
 
-    def count(table: str) -> Callable[[], int]:
-        return lambda: sql(f"SELECT count(*) FROM {table}")
-
-    me = [sys.executable, __file__, "--child"]
-    return [
-        Contender("baseline", [*me, "baseline"], truncate, count("dst_baseline")),
-        Contender("baseline-dicts", [*me, "baseline-dicts"], truncate, count("dst_baseline")),
-        Contender(
-            "framework",
-            [str(BIN / "pipeline-run"), "run", str(Path(__file__).parent / "jobs/sql_task.yaml")],
-            truncate,
-            count("dst_framework"),
-            env={"PIPELINE_BENCH_DB_URL": db_url()},
-            cwd=workdir,
-        ),
-    ]
+    return sql_task_contenders(
+        __file__, workdir, db_url(), truncate, lambda table: sql(f"SELECT count(*) FROM {table}")
+    )
 
 
 def main() -> None:
