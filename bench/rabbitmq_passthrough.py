@@ -1,35 +1,43 @@
-"""Benchmark: 200,000 JSON messages queue → transform → exchange on the real RabbitMQ,
-the framework (rabbitmq source → map → rabbitmq sink, checkpoint every second) against a
-hand-written pika AsyncioConnection loop with the same policy (prefetch 2000, manual
-acks, publisher confirms, input acknowledged only after its output was confirmed), in
-the same run. Each contender runs in its own process (for its peak RSS).
+"""Benchmark: 200,000 persistent JSON messages queue → transform → exchange on the real
+RabbitMQ, whole processes, as a user runs them (``bench/harness.py``):
+
+- **framework**: ``pipeline-run run bench/jobs/rabbitmq_passthrough.yaml`` — recorded
+  (SQLite metadata), default settings. A STREAMING job never ends by itself: it gets
+  SIGTERM once the output queue holds every message (every publish confirmed), and its
+  time runs until it has checkpointed (acknowledging its input) and exited.
+- **pika**: a hand-written pika ``AsyncioConnection`` loop with the same policy
+  (prefetch 2,000 — the source's default —, manual acks, publisher confirms, an input
+  message acknowledged only after its output was confirmed), calling the job's own
+  function (``bench/jobs/mq_fns.py``).
+
+Each run starts from a freshly filled input queue and an empty output queue (outside the
+timed region); the output queue is counted before the time counts.
 
     PIPELINE_BENCH_AMQP_URL=amqp://guest:guest@127.0.0.1:5672/%2F \\
-        python bench/rabbitmq_passthrough.py [--messages 200000] [--repeat 2]
+        python bench/rabbitmq_passthrough.py [--messages 200000] [--repeat 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import statistics
-import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pika
 
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE / "jobs"))
+
 URL = os.environ.get("PIPELINE_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 IN_Q, OUT_X, OUT_Q = "bench-in", "bench-out", "bench-out-q"
 PREFETCH = 2000
-
-
-def transform(record: dict[str, Any]) -> dict[str, Any]:
-    return {"id": record["id"], "user": record["user"], "total": record["amount"] * 1.19}
 
 
 def setup(messages: int) -> None:
@@ -57,6 +65,7 @@ def out_count() -> int:
 async def baseline(messages: int) -> int:
     """pika AsyncioConnection by hand: consume → transform → publish (confirms) → ack
     the input once everything published from it is confirmed."""
+    from mq_fns import transform
     from pika.adapters.asyncio_connection import AsyncioConnection
     from pika.spec import Basic
 
@@ -108,104 +117,53 @@ async def baseline(messages: int) -> int:
     return result
 
 
-async def framework(messages: int) -> int:
-    from pipeline_core import ExecutionControl, PipelineJob, execute, load_plugins, prepare
-    from pipeline_core.checkpoint.repository import InMemoryCheckpointRepository
-    from pipeline_core.checkpoint.storage import CheckpointStorage
-    from pipeline_core.runtime.runner import Checkpointing
-
-    job = (
-        PipelineJob.builder()
-        .name("bench-mq")
-        .type("STREAMING")
-        .source("rabbitmq", url=URL, queue=IN_Q, prefetch=PREFETCH)
-        .transform(lambda s: s.map(transform))
-        .sink("rabbitmq", url=URL, exchange=OUT_X, routing_key="bench")
-        .config(checkpoint_interval="1s")
-        .build()
-    )
-    plugins = load_plugins()
-    control = ExecutionControl()
-    task = asyncio.create_task(
-        execute(
-            prepare(job, plugins),
-            plugins,
-            control=control,
-            checkpointing=Checkpointing(
-                repository=InMemoryCheckpointRepository(),
-                storage=CheckpointStorage(f"/tmp/bench-mq-cp-{os.getpid()}"),
-            ),
-        )
-    )
-    metrics_written = 0
-    while True:  # the sink has confirmed everything once the output queue holds it all
-        await asyncio.sleep(0.05)
-        metrics_written = await asyncio.to_thread(out_count)
-        if metrics_written >= messages or task.done():
-            break
-    control.stop_at_checkpoint()  # acknowledges the input
-    result = await task
-    assert result.error is None, result.error
-    return metrics_written
-
-
-def peak_rss_mb() -> float:
-    """VmHWM: this program's peak RSS (ru_maxrss would include the parent's peak from
-    before the exec, which here holds the 200k messages it published)."""
-    for line in open("/proc/self/status"):  # noqa: SIM115
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def child(which: str, messages: int) -> None:
-    if which == "framework":
-        import pipeline_connector_rabbitmq  # noqa: F401 - imports outside the timed region
-        import pipeline_core  # noqa: F401
-    t0 = time.perf_counter()
-    n = asyncio.run(baseline(messages) if which == "baseline" else framework(messages))
-    elapsed = time.perf_counter() - t0
-    print(json.dumps({"elapsed": elapsed, "moved": n, "rss_mb": peak_rss_mb()}))
-
-
-def measure(which: str, messages: int) -> dict[str, Any]:
-    setup(messages)
-    proc = subprocess.run(
-        [sys.executable, __file__, "--child", which, str(messages)],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert out_count() >= messages, f"{which}: only {out_count()} messages arrived"
-    return result
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=200_000)
-    parser.add_argument("--repeat", type=int, default=2)
-    parser.add_argument("--child", nargs=2)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--child", type=int, metavar="MESSAGES")
     args = parser.parse_args()
     if args.child:
-        child(args.child[0], int(args.child[1]))
+        asyncio.run(baseline(args.child))
         return
-    runs: dict[str, list[dict[str, Any]]] = {"baseline": [], "framework": []}
-    for _ in range(args.repeat):
-        for which in runs:
-            runs[which].append(measure(which, args.messages))
-    print(f"{args.messages:,} messages queue → transform → exchange (confirms, manual acks)")
-    for which, rs in runs.items():
-        best = min(r["elapsed"] for r in rs)
-        print(
-            f"  {which:9s}: best {best:.2f} s ({args.messages / best:,.0f} msg/s), "
-            f"median {statistics.median(r['elapsed'] for r in rs):.2f} s, "
-            f"peak RSS {max(r['rss_mb'] for r in rs):.0f} MB"
-        )
-    ratio = min(r["elapsed"] for r in runs["framework"]) / min(
-        r["elapsed"] for r in runs["baseline"]
+    from harness import BIN, Contender, measure, report
+
+    n = args.messages
+
+    def reached() -> bool:
+        time.sleep(0.2)  # the harness polls every 50 ms; a look per 250 ms is plenty
+        return out_count() >= n
+
+    env = {"PIPELINE_BENCH_AMQP_URL": URL, "PYTHONPATH": str(HERE / "jobs")}
+    work = Path(tempfile.mkdtemp(prefix="bench-mq-"))  # the job's metadata DB, checkpoints
+    runs = measure(
+        [
+            Contender(
+                "pika",
+                [sys.executable, str(Path(__file__).resolve()), "--child", str(n)],
+                prepare=lambda: setup(n),
+                verify=out_count,
+                env=env,
+            ),
+            Contender(
+                "framework",
+                [
+                    str(BIN / "pipeline-run"),
+                    "run",
+                    str(HERE / "jobs" / "rabbitmq_passthrough.yaml"),
+                ],
+                prepare=lambda: setup(n),
+                verify=out_count,
+                env=env,
+                cwd=work,
+                stop_when=reached,
+            ),
+        ],
+        args.repeat,
     )
-    print(f"  framework / baseline time: {ratio:.2f}")
+    print(
+        report(f"RabbitMQ queue → transform → exchange at {URL.rsplit('@', 1)[-1]}", runs, "pika")
+    )
 
 
 if __name__ == "__main__":
