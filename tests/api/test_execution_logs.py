@@ -20,7 +20,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.api.conftest import free_port
+from tests.api.conftest import free_port, wait_serving
 from tests.api.test_live_server import _browser, _sign_in
 from tests.conftest import BIN, REPO
 
@@ -125,16 +125,7 @@ def serve(jobs: Path) -> Iterator[str]:
         stderr=(jobs / "serve.log").open("wb"),
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise AssertionError((jobs / "serve.log").read_text())
-        time.sleep(0.1)
+    wait_serving(url, proc, (jobs / "serve.log"))
     try:
         yield url
     finally:

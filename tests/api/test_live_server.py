@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.conftest import free_port
+from tests.api.conftest import free_port, wait_serving
 from tests.conftest import BIN, REPO
 
 pytestmark = pytest.mark.timeout(420)
@@ -53,16 +53,7 @@ def serve(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
         stderr=(tmp_path / "serve.log").open("wb"),
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise AssertionError((tmp_path / "serve.log").read_text())
-        time.sleep(0.1)
+    wait_serving(url, proc, (tmp_path / "serve.log"))
     try:
         yield url, env
     finally:

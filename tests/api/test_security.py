@@ -20,7 +20,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.api.conftest import free_port
+from tests.api.conftest import free_port, wait_serving
 from tests.conftest import BIN, REPO
 
 pytestmark = pytest.mark.timeout(120)
@@ -71,16 +71,7 @@ def _serve(tmp_path: Path, env: dict[str, str], *args: str) -> Iterator[Serve]:
         stderr=log.open("wb"),
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise AssertionError(log.read_text())
-        time.sleep(0.1)
+    wait_serving(url, proc, log)
     try:
         yield Serve(url, tmp_path, log)
     finally:

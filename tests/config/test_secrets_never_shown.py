@@ -28,7 +28,7 @@ from sqlalchemy import MetaData, select
 
 from conftest import migrate_to_head
 from pipeline_core.store.engine import make_engine
-from tests.api.conftest import free_port
+from tests.api.conftest import free_port, wait_serving
 from tests.conftest import BIN, pipeline_run
 
 pytestmark = pytest.mark.timeout(180)
@@ -306,16 +306,7 @@ def serve(db_url: str, tmp_path: Path) -> Iterator[tuple[str, Secrets, Path]]:
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise AssertionError(log.read_text())
-        time.sleep(0.1)
+    wait_serving(url, proc, log)
     try:
         yield url, secrets, log
     finally:
