@@ -26,12 +26,17 @@ def check(record):
 """
 
 
-def test_resume_into_another_source_is_refused(tmp_path: Path) -> None:
+def two_inputs(tmp_path: Path) -> None:
+    """Inputs in-a and in-b, alike: a file that checkpoints, then one with a bad record."""
     for d in ("in-a", "in-b"):
         (tmp_path / d).mkdir()
         (tmp_path / d / "1.jsonl").write_text("".join(f'{{"i": {i}}}\n' for i in range(5)))
         (tmp_path / d / "2.jsonl").write_text('{"i": 5}\n{"stop": true}\n')
     (tmp_path / "fns.py").write_text(FNS)
+
+
+def test_resume_into_another_source_is_refused(tmp_path: Path) -> None:
+    two_inputs(tmp_path)
     job = tmp_path / "job.yaml"
     job.write_text(JOB % "in-a")
     first = pipeline_run("run", "--no-progress", str(job), cwd=tmp_path)
@@ -78,11 +83,7 @@ def test_a_source_named_by_a_reference_that_now_resolves_elsewhere_is_refused(
 ) -> None:
     """The identity keeps a reference's value only as a fingerprint: the value is not
     stored, and the same reference resolving to another input is a change."""
-    for d in ("in-a", "in-b"):
-        (tmp_path / d).mkdir()
-        (tmp_path / d / "1.jsonl").write_text("".join(f'{{"i": {i}}}\n' for i in range(5)))
-        (tmp_path / d / "2.jsonl").write_text('{"i": 5}\n{"stop": true}\n')
-    (tmp_path / "fns.py").write_text(FNS)
+    two_inputs(tmp_path)
     job = tmp_path / "job.yaml"
     job.write_text(JOB % "'${env:MOVED_INPUT}'")
     a, b = str(tmp_path / "in-a"), str(tmp_path / "in-b")

@@ -18,7 +18,6 @@ import os
 import random
 import re
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -32,6 +31,7 @@ from conftest import migrate_to_head
 from pipeline_core.store import MetadataStore
 from pipeline_core.store.engine import make_engine
 from pipeline_core.testing.crash import kill_and_resume
+from tests.api.conftest import free_port, wait_serving
 from tests.conftest import BIN, pipeline_run
 
 pytestmark = pytest.mark.timeout(400)
@@ -265,12 +265,6 @@ def test_random_kills_of_run_and_serve_on_postgresql(pg_url: str, tmp_path: Path
         store.close()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 SLEEPY = """\
 import time
 
@@ -318,15 +312,7 @@ def test_serve_answers_while_steps_block_and_a_killed_worker_is_retried(
     base = f"http://127.0.0.1:{port}"
     second = None
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, (jobs / "serve.log").read_text()
-            time.sleep(0.2)
+        wait_serving(base, serve, jobs / "serve.log")
         for name in ("sleepy", "spin"):
             assert pipeline_run("--database", url, "jobs", "start", name).returncode == 0
         deadline = time.monotonic() + 30
